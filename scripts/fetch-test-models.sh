@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Fetch the model files the test suite needs into $DRAGOMAN_MODEL_DIR
+# (default: $HOME/.cache/dragoman/models). Idempotent: files already present with the expected
+# checksum are left alone, so CI can call this on every run with a warm cache.
+#
+# Silero VAD comes from the `silero-vad` wheel on PyPI (the model files ship inside it under
+# silero_vad/data/). We keep the If-less, LSTM-based 16 kHz export
+# (`silero_vad_openvino_16k.onnx`), which tract runs; it gives the same probabilities as the
+# reference `silero_vad.onnx` under onnxruntime (checked to 0.0 max difference). The reference
+# model is kept next to it for comparison tooling.
+set -euo pipefail
+
+SILERO_VERSION="6.2.3"
+SILERO_MODEL="silero_vad_openvino_16k.onnx"
+SILERO_SHA256="7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87"
+SILERO_REF_MODEL="silero_vad.onnx"
+SILERO_REF_SHA256="1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+
+model_root="${DRAGOMAN_MODEL_DIR:-$HOME/.cache/dragoman/models}"
+silero_dir="$model_root/silero-vad"
+
+sha_ok() { # path expected-sha256
+    [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+if sha_ok "$silero_dir/$SILERO_MODEL" "$SILERO_SHA256" \
+    && sha_ok "$silero_dir/$SILERO_REF_MODEL" "$SILERO_REF_SHA256"; then
+    echo "silero-vad $SILERO_VERSION already present in $silero_dir"
+    exit 0
+fi
+
+python_bin="${PYTHON:-python3}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+"$python_bin" -m pip download --quiet --no-deps --only-binary=:all: \
+    --dest "$work" "silero-vad==$SILERO_VERSION"
+wheel="$(ls "$work"/silero_vad-"$SILERO_VERSION"-*.whl)"
+
+# A wheel is a zip file; use Python's zipfile so the script needs no `unzip` binary.
+"$python_bin" - "$wheel" "$work/x" <<'PY'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])
+PY
+
+mkdir -p "$silero_dir"
+for pair in "$SILERO_MODEL:$SILERO_SHA256" "$SILERO_REF_MODEL:$SILERO_REF_SHA256"; do
+    name="${pair%%:*}"
+    sha="${pair##*:}"
+    src="$work/x/silero_vad/data/$name"
+    if ! sha_ok "$src" "$sha"; then
+        echo "error: $name in silero-vad $SILERO_VERSION does not match sha256 $sha" >&2
+        exit 1
+    fi
+    # Write then rename so a concurrent reader never sees a half-written model.
+    cp "$src" "$silero_dir/.$name.tmp"
+    mv "$silero_dir/.$name.tmp" "$silero_dir/$name"
+done
+echo "silero-vad $SILERO_VERSION installed in $silero_dir"
