@@ -1,0 +1,544 @@
+//! Configuration: defaults < `dragoman.toml` (or `--config PATH`) < `DRAGOMAN_SECTION__KEY`.
+//!
+//! Keys follow the structs below (`api.listen` is `[api] listen` in TOML and
+//! `DRAGOMAN_API__LISTEN` in the environment). Unknown keys are rejected, and every error names
+//! the key and where its value came from. Lists may be given in the environment as
+//! comma-separated strings (`DRAGOMAN_API__TOKENS=a,b`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::secret::Secret;
+
+/// Environment variables with this prefix are configuration.
+pub const ENV_PREFIX: &str = "DRAGOMAN_";
+/// Names the config file (like `--config`); not itself a key.
+pub const CONFIG_PATH_ENV: &str = "DRAGOMAN_CONFIG";
+/// The file read when neither `--config` nor `DRAGOMAN_CONFIG` is given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "dragoman.toml";
+
+/// Everything Dragoman can be told. Every binary reads the whole of it, so one file serves all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub bus: BusConfig,
+    pub telemetry: TelemetryConfig,
+    pub shutdown: ShutdownConfig,
+    pub api: ApiConfig,
+}
+
+/// The message bus (NATS with JetStream). `dragoman standalone` ignores this and runs an
+/// in-process bus.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// NATS server URL(s), comma-separated.
+    pub url: String,
+    /// First subject token; every subject is `<namespace>.v1.…`. Change it to run two
+    /// deployments on one NATS without seeing each other.
+    pub namespace: String,
+    /// NATS token auth.
+    pub token: Option<Secret>,
+    /// NATS user (with `password`).
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    /// NATS credentials file (JWT + NKey), the recommended auth for production.
+    pub credentials_file: Option<PathBuf>,
+    /// Require TLS to NATS.
+    pub tls_required: bool,
+    /// CA bundle to verify the NATS server (system roots when unset).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Client certificate and key for mutual TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub connect_timeout_ms: u64,
+    /// How long a request (endpoint allocation, operator command) waits for its reply.
+    pub request_timeout_ms: u64,
+    /// Buffer per subscription; past it, core messages (partials) are dropped and counted.
+    pub subscription_capacity: usize,
+    /// How long call events, transcripts and translations stay replayable in JetStream.
+    pub calls_retention_hours: u64,
+    pub calls_max_bytes: i64,
+    /// How long a final utterance may wait for an STT worker.
+    pub stt_queue_max_age_s: u64,
+    /// Past this, final utterances wait at media ingest (they are never dropped).
+    pub stt_queue_max_bytes: i64,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            namespace: dragoman_bus::subjects::DEFAULT_NAMESPACE.into(),
+            token: None,
+            user: None,
+            password: None,
+            credentials_file: None,
+            tls_required: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 2_000,
+            subscription_capacity: 4_096,
+            calls_retention_hours: 24,
+            calls_max_bytes: 1 << 30,
+            stt_queue_max_age_s: 3_600,
+            stt_queue_max_bytes: 1 << 30,
+        }
+    }
+}
+
+impl BusConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn stream_limits(&self) -> dragoman_bus::StreamLimits {
+        dragoman_bus::StreamLimits {
+            calls_max_age: Duration::from_secs(self.calls_retention_hours * 3600),
+            calls_max_bytes: self.calls_max_bytes,
+            stt_max_age: Duration::from_secs(self.stt_queue_max_age_s),
+            stt_max_bytes: self.stt_queue_max_bytes,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for terminals.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Logs, traces and metrics.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// tracing-subscriber filter, e.g. `info` or `info,dragoman_bus=debug`.
+    pub log_filter: String,
+    /// OTLP/HTTP collector base URL (e.g. `http://otel-collector:4318`); traces are exported
+    /// only when this is set.
+    pub otlp_endpoint: Option<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served for this process; empty disables.
+    pub metrics_listen: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Pretty,
+            log_filter: "info".into(),
+            otlp_endpoint: None,
+            metrics_listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// Graceful shutdown on SIGINT/SIGTERM.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long in-flight work may take to finish before the process exits anyway.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { grace_ms: 10_000 }
+    }
+}
+
+/// The operator API.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the REST/WebSocket API listens on.
+    pub listen: SocketAddr,
+    /// Bearer tokens accepted on every route but health. No default: the API refuses to start
+    /// without one (`dragoman standalone` on loopback generates and prints one).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub tokens: Vec<Secret>,
+    /// Origins allowed by CORS (browser consoles on other hosts).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Requests taking longer are answered 503.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tokens: Vec::new(),
+            cors_origins: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Accepts a list, or a comma-separated string (handy in environment variables).
+fn list_or_csv<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<serde_json::Value>),
+        Text(String),
+    }
+    let values = match ListOrString::deserialize(deserializer)? {
+        ListOrString::List(items) => items,
+        ListOrString::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| serde_json::Value::String(s.to_owned()))
+            .collect(),
+    };
+    values
+        .into_iter()
+        .map(|v| serde_json::from_value(v).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// Configuration could not be loaded or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("{}", describe(.0))]
+    Invalid(Box<figment::Error>),
+    #[error("invalid value for {key}: {reason}")]
+    Value { key: &'static str, reason: String },
+}
+
+/// Figment's errors, with the key in lowercase dotted form and, for the environment, the exact
+/// variable to fix.
+fn describe(err: &figment::Error) -> String {
+    err.clone()
+        .into_iter()
+        .map(|e| {
+            let key = e.path.iter().map(|p| p.to_ascii_lowercase()).collect::<Vec<_>>().join(".");
+            let source = match &e.metadata {
+                Some(meta) if meta.name.contains("environment") => {
+                    let var: Vec<String> = e.path.iter().map(|p| p.to_ascii_uppercase()).collect();
+                    format!("environment variable {ENV_PREFIX}{}", var.join("__"))
+                }
+                Some(meta) => match &meta.source {
+                    Some(source) => format!("{} {source}", meta.name),
+                    None => meta.name.to_string(),
+                },
+                None => "defaults".to_owned(),
+            };
+            if key.is_empty() {
+                format!("{} (from {source})", e.kind)
+            } else {
+                format!("key `{key}`: {} (from {source})", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        Self::Invalid(Box::new(err))
+    }
+}
+
+impl Config {
+    /// The layered figment: defaults (from `#[serde(default)]`) < file < environment.
+    pub fn figment(path: Option<&Path>) -> Result<Figment, ConfigError> {
+        let explicit = path.map(Path::to_path_buf).or_else(|| std::env::var_os(CONFIG_PATH_ENV).map(PathBuf::from));
+        let mut figment = Figment::new();
+        match explicit {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path)),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
+            None => {}
+        }
+        let env = Env::prefixed(ENV_PREFIX)
+            .split("__")
+            // DRAGOMAN_CONFIG names the file; DRAGOMAN_TEST_* belong to the test suite.
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                key != "config" && !key.starts_with("test_")
+            });
+        Ok(figment.merge(env))
+    }
+
+    /// Loads and validates the configuration.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config: Config = Self::figment(path)?.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        dragoman_bus::Subjects::new(&self.bus.namespace)
+            .map_err(|e| ConfigError::Value { key: "bus.namespace", reason: e.to_string() })?;
+        if self.bus.url.trim().is_empty() {
+            return Err(ConfigError::Value { key: "bus.url", reason: "must not be empty".into() });
+        }
+        if self.bus.password.is_some() != self.bus.user.is_some() {
+            return Err(ConfigError::Value { key: "bus.user", reason: "bus.user and bus.password go together".into() });
+        }
+        if self.bus.tls_cert_file.is_some() != self.bus.tls_key_file.is_some() {
+            return Err(ConfigError::Value {
+                key: "bus.tls_cert_file",
+                reason: "bus.tls_cert_file and bus.tls_key_file go together".into(),
+            });
+        }
+        if self.bus.request_timeout_ms == 0 {
+            return Err(ConfigError::Value { key: "bus.request_timeout_ms", reason: "must be above 0".into() });
+        }
+        if !self.telemetry.metrics_listen.is_empty() && self.telemetry.metrics_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Value {
+                key: "telemetry.metrics_listen",
+                reason: format!("{:?} is not an address like 127.0.0.1:9464 (or empty to disable)", self.telemetry.metrics_listen),
+            });
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return Err(ConfigError::Value {
+                    key: "telemetry.otlp_endpoint",
+                    reason: format!("{endpoint:?} must be an http:// or https:// URL"),
+                });
+            }
+        }
+        if self.api.tokens.iter().any(Secret::is_empty) {
+            return Err(ConfigError::Value { key: "api.tokens", reason: "tokens must not be empty strings".into() });
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as JSON with every secret replaced by `[redacted]`.
+    pub fn redacted_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// One configuration key, for `.env.example` and the reference in docs/OPERATIONS.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyReference {
+    /// Dotted key, e.g. `api.listen`.
+    pub key: String,
+    /// Environment variable, e.g. `DRAGOMAN_API__LISTEN`.
+    pub env: String,
+    /// Default as it would be written in the environment (empty when unset).
+    pub default: String,
+    pub description: String,
+}
+
+/// Every key of [`Config`], with its default and the doc comment of its field.
+pub fn reference() -> Vec<KeyReference> {
+    let schema = serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default();
+    let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+    let mut keys = Vec::new();
+    let Some(sections) = schema.pointer("/properties").and_then(|p| p.as_object()) else { return keys };
+    for (section, section_schema) in sections {
+        let section_def = resolve(&schema, section_schema);
+        let Some(fields) = section_def.get("properties").and_then(|p| p.as_object()) else { continue };
+        for (field, field_schema) in fields {
+            let key = format!("{section}.{field}");
+            let default = match defaults.pointer(&format!("/{section}/{field}")) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Some(other) => other.to_string(),
+            };
+            let description = field_schema
+                .get("description")
+                .and_then(|d| d.as_str())
+                .map(|d| d.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            keys.push(KeyReference {
+                env: format!("{ENV_PREFIX}{}__{}", section.to_uppercase(), field.to_uppercase()),
+                key,
+                default,
+                description,
+            });
+        }
+    }
+    keys
+}
+
+fn resolve<'a>(root: &'a serde_json::Value, schema: &'a serde_json::Value) -> &'a serde_json::Value {
+    match schema.get("$ref").and_then(|r| r.as_str()).and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => root.pointer(pointer).unwrap_or(schema),
+        None => schema,
+    }
+}
+
+/// `.env.example`: every key with its default, commented out, grouped by section.
+pub fn env_example() -> String {
+    let mut out = String::from(
+        "# Every Dragoman configuration key, with its default. Generated from the config structs\n\
+         # (crates/runtime/src/config.rs) by `dragoman config env-example`; a test keeps it in sync.\n\
+         # Environment beats dragoman.toml, which beats these defaults. Lists take commas.\n\
+         # Secrets have no defaults: set them here or in your secret store, never in git.\n",
+    );
+    let mut section = String::new();
+    for key in reference() {
+        let this_section = key.key.split('.').next().unwrap_or_default().to_owned();
+        if this_section != section {
+            out.push_str(&format!("\n# [{this_section}]\n"));
+            section = this_section;
+        }
+        if !key.description.is_empty() {
+            out.push_str(&format!("# {}\n", key.description));
+        }
+        out.push_str(&format!("#{}={}\n", key.env, key.default));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in(jail: &Jail) -> Result<Config, ConfigError> {
+        let _ = jail;
+        Config::load(None)
+    }
+
+    #[test]
+    fn defaults_then_file_then_environment() {
+        Jail::expect_with(|jail| {
+            let config = load_in(jail).expect("defaults load");
+            assert_eq!(config.api.listen.to_string(), "127.0.0.1:8080");
+
+            jail.create_file("dragoman.toml", "[api]\nlisten = \"0.0.0.0:9000\"\n[bus]\nnamespace = \"site-a\"\n")?;
+            let config = load_in(jail).expect("file loads");
+            assert_eq!(config.api.listen.to_string(), "0.0.0.0:9000");
+            assert_eq!(config.bus.namespace, "site-a");
+
+            jail.set_env("DRAGOMAN_API__LISTEN", "127.0.0.1:9100");
+            jail.set_env("DRAGOMAN_API__TOKENS", "t1, t2");
+            let config = load_in(jail).expect("env loads");
+            assert_eq!(config.api.listen.to_string(), "127.0.0.1:9100");
+            assert_eq!(config.bus.namespace, "site-a", "file value kept where env is silent");
+            assert_eq!(config.api.tokens.iter().map(Secret::expose).collect::<Vec<_>>(), ["t1", "t2"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn explicit_path_wins_and_must_exist() {
+        Jail::expect_with(|jail| {
+            jail.create_file("other.toml", "[shutdown]\ngrace_ms = 123\n")?;
+            let config = Config::load(Some(Path::new("other.toml"))).expect("loads");
+            assert_eq!(config.shutdown.grace_ms, 123);
+            let err = Config::load(Some(Path::new("missing.toml"))).unwrap_err();
+            assert!(err.to_string().contains("missing.toml"), "{err}");
+            jail.set_env("DRAGOMAN_CONFIG", "other.toml");
+            assert_eq!(Config::load(None).expect("loads").shutdown.grace_ms, 123);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_naming_key_and_source() {
+        Jail::expect_with(|jail| {
+            jail.create_file("dragoman.toml", "[api]\nlisen = \"0.0.0.0:1\"\n")?;
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("lisen"), "{err}");
+            assert!(err.contains("dragoman.toml"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("DRAGOMAN_API__PORT", "1");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("port"), "{err}");
+            assert!(err.contains("DRAGOMAN_API__PORT"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DRAGOMAN_API__LISTEN", "not-an-address");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("listen") && err.contains("DRAGOMAN_API__LISTEN"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("DRAGOMAN_BUS__NAMESPACE", "a.b");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("bus.namespace"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("DRAGOMAN_TELEMETRY__OTLP_ENDPOINT", "collector:4318");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("telemetry.otlp_endpoint"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_variables_and_the_config_path_are_not_keys() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DRAGOMAN_TEST_NATS_URL", "nats://127.0.0.1:1");
+            load_in(jail).expect("DRAGOMAN_TEST_* ignored");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn effective_config_redacts_secrets() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DRAGOMAN_API__TOKENS", "super-secret-token");
+            jail.set_env("DRAGOMAN_BUS__TOKEN", "nats-secret");
+            let json = load_in(jail).expect("loads").redacted_json();
+            assert!(!json.contains("super-secret-token") && !json.contains("nats-secret"), "{json}");
+            assert!(json.contains(crate::secret::REDACTED));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn reference_covers_every_key_with_env_names() {
+        let keys = reference();
+        let listen = keys.iter().find(|k| k.key == "api.listen").expect("api.listen listed");
+        assert_eq!(listen.env, "DRAGOMAN_API__LISTEN");
+        assert_eq!(listen.default, "127.0.0.1:8080");
+        assert!(!listen.description.is_empty());
+        // Every key in the serialized defaults is in the reference, and nothing else is.
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut expected = Vec::new();
+        for (section, fields) in defaults.as_object().unwrap() {
+            for field in fields.as_object().unwrap().keys() {
+                expected.push(format!("{section}.{field}"));
+            }
+        }
+        let mut listed: Vec<_> = keys.iter().map(|k| k.key.clone()).collect();
+        expected.sort();
+        listed.sort();
+        assert_eq!(listed, expected);
+    }
+}
