@@ -144,9 +144,7 @@ impl UtteranceAudio {
 
     /// Reads an utterance back from a bus message.
     pub fn from_parts(headers: &Headers, audio: Bytes) -> Result<Self, DecodeError> {
-        let text = |name: &'static str| {
-            headers.get(name).ok_or(DecodeError::MissingHeader { name })
-        };
+        let text = |name: &'static str| headers.get(name).ok_or(DecodeError::MissingHeader { name });
         let number = |name: &'static str| -> Result<u64, DecodeError> {
             text(name)?
                 .parse()
@@ -155,15 +153,21 @@ impl UtteranceAudio {
         let format: AudioFormat = text(headers::FORMAT)?
             .parse()
             .map_err(|reason| DecodeError::InvalidHeader { name: headers::FORMAT, reason })?;
-        if let Some(rate) = headers.get(headers::SAMPLE_RATE) {
-            if rate != format.sample_rate().to_string() {
-                return Err(DecodeError::InvalidHeader {
-                    name: headers::SAMPLE_RATE,
-                    reason: format!("{rate} does not match format {format}"),
-                });
-            }
+        if let Some(rate) = headers.get(headers::SAMPLE_RATE)
+            && rate != format.sample_rate().to_string()
+        {
+            return Err(DecodeError::InvalidHeader {
+                name: headers::SAMPLE_RATE,
+                reason: format!("{rate} does not match format {format}"),
+            });
         }
-        if audio.len() % format.bytes_per_sample() != 0 {
+        if format.duration_ms(audio.len()) > MAX_UTTERANCE_MS {
+            return Err(DecodeError::InvalidPayload(format!(
+                "{} ms of audio is over the {MAX_UTTERANCE_MS} ms utterance limit",
+                format.duration_ms(audio.len())
+            )));
+        }
+        if !audio.len().is_multiple_of(format.bytes_per_sample()) {
             return Err(DecodeError::InvalidPayload(format!(
                 "{} bytes is not a whole number of {format} samples",
                 audio.len()
@@ -191,9 +195,10 @@ impl UtteranceAudio {
             meta: UtteranceMeta {
                 call_id,
                 leg: text(headers::LEG)?.to_owned(),
-                utterance_id: text(headers::UTTERANCE_ID)?
-                    .parse()
-                    .map_err(|_| DecodeError::InvalidHeader { name: headers::UTTERANCE_ID, reason: "not a UUID".into() })?,
+                utterance_id: text(headers::UTTERANCE_ID)?.parse().map_err(|_| DecodeError::InvalidHeader {
+                    name: headers::UTTERANCE_ID,
+                    reason: "not a UUID".into(),
+                })?,
                 sequence: number(headers::SEQUENCE)?,
                 stage,
                 format,
@@ -274,6 +279,14 @@ mod tests {
         h.insert(headers::SAMPLE_RATE, "16000");
         let err = UtteranceAudio::from_parts(&h, Bytes::from_static(&[1, 2, 3])).unwrap_err();
         assert!(matches!(err, DecodeError::InvalidPayload(_)));
+    }
+
+    #[test]
+    fn oversized_utterances_are_refused() {
+        let u = sample();
+        let too_long = Bytes::from(vec![0xff; 8 * (MAX_UTTERANCE_MS as usize + 20)]);
+        let err = UtteranceAudio::from_parts(&u.to_headers(), too_long).unwrap_err();
+        assert!(err.to_string().contains("utterance limit"), "{err}");
     }
 
     #[test]

@@ -188,10 +188,7 @@ pub struct Delivery {
 
 impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delivery")
-            .field("subject", &self.message.subject)
-            .field("attempt", &self.attempt)
-            .finish()
+        f.debug_struct("Delivery").field("subject", &self.message.subject).field("attempt", &self.attempt).finish()
     }
 }
 
@@ -218,10 +215,9 @@ impl Delivery {
     /// It can never be handled (malformed): never deliver it again.
     pub async fn term(self) -> Result<(), BusError> {
         match self.acker {
-            Acker::Nats(acker) => acker
-                .ack_with(async_nats::jetstream::AckKind::Term)
-                .await
-                .map_err(|e| BusError::backend("term", e)),
+            Acker::Nats(acker) => {
+                acker.ack_with(async_nats::jetstream::AckKind::Term).await.map_err(|e| BusError::backend("term", e))
+            }
             Acker::Memory(acker) => acker.term(),
         }
     }

@@ -134,6 +134,9 @@ pub enum ErrorCode {
     /// Asterisk or another dependency failed.
     Upstream,
     Internal,
+    /// A code newer than this build; the message still explains it.
+    #[serde(other)]
+    Other,
 }
 
 /// The error half of a [`Reply`].

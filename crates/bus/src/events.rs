@@ -15,7 +15,8 @@ use crate::subjects::CallSubjectKind;
 pub struct EventMeta {
     /// Unique per event; consumers deduplicate on it (writes are idempotent by event id).
     pub event_id: Uuid,
-    /// The conversation this event belongs to (Asterisk's `linkedid` for calls from the PBX).
+    /// The conversation this event belongs to: for calls from the PBX, Asterisk's `linkedid`
+    /// made subject-safe by [`crate::subjects::call_id_from_linkedid`].
     pub call_id: String,
     /// When it happened (UTC, RFC 3339).
     pub occurred_at: DateTime<Utc>,
@@ -61,6 +62,9 @@ pub enum LanguageSource {
     Detected,
     /// The deployment's default.
     Default,
+    /// A source newer than this build.
+    #[serde(other)]
+    Other,
 }
 
 /// Whether a transcript or translation may still change.

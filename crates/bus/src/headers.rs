@@ -36,9 +36,18 @@ impl Headers {
     }
 
     /// Sets `name` to `value`, replacing earlier values.
+    ///
+    /// Header values come partly from outside (leg names, languages, prompts), and NATS treats
+    /// a line break in a header as a protocol violation (async-nats asserts on it), so control
+    /// characters become spaces and names keep only visible ASCII other than `:`.
     pub fn insert(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
-        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.entries.push((name.to_owned(), value.into()));
+        let name: String = name.chars().filter(|c| c.is_ascii_graphic() && *c != ':').collect();
+        let mut value = value.into();
+        if value.chars().any(char::is_control) {
+            value = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        }
+        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.entries.push((name, value));
         self
     }
 
@@ -49,10 +58,7 @@ impl Headers {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.entries.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -95,6 +101,16 @@ mod tests {
         h.insert("DRAGOMAN-LEG", "b");
         assert_eq!(h.iter().count(), 1);
         assert_eq!(h.get("Dragoman-Leg"), Some("b"));
+    }
+
+    #[test]
+    fn line_breaks_and_bad_names_cannot_reach_the_wire() {
+        let h = Headers::new().with("Bad:Name \n", "a\r\nInjected: yes\u{0}");
+        let (name, value) = h.iter().next().unwrap();
+        assert_eq!(name, "BadName");
+        assert_eq!(value, "a  Injected: yes ");
+        // async-nats asserts on CR/LF; this must not panic.
+        let _ = h.to_nats();
     }
 
     #[test]

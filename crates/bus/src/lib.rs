@@ -101,10 +101,7 @@ impl Bus {
     pub async fn publish_event(&self, event: &Event) -> Result<(), BusError> {
         let meta = event.meta().ok_or_else(|| BusError::backend("publish event", "cannot publish an unknown event"))?;
         let kind = event.subject_kind();
-        let subject = self
-            .subjects()
-            .call(&meta.call_id, kind)
-            .map_err(|e| BusError::backend("publish event", e))?;
+        let subject = self.subjects().call(&meta.call_id, kind).map_err(|e| BusError::backend("publish event", e))?;
         let mut headers = Headers::new()
             .with(headers::EVENT_TYPE, event.type_name())
             .with(headers::MSG_ID, meta.event_id.to_string());
@@ -131,7 +128,11 @@ impl Bus {
     }
 
     /// Answers a request with a JSON [`control::Reply`].
-    pub async fn respond_json<T: Serialize>(&self, request: &Message, reply: &control::Reply<T>) -> Result<(), BusError> {
+    pub async fn respond_json<T: Serialize>(
+        &self,
+        request: &Message,
+        reply: &control::Reply<T>,
+    ) -> Result<(), BusError> {
         self.respond(request, Headers::new(), wire::encode(reply)).await
     }
 }

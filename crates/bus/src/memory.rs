@@ -97,7 +97,8 @@ impl StreamState {
         let max_age = self.spec.max_age;
         while let Some(entry) = self.messages.first_entry() {
             let too_old = !max_age.is_zero() && now.duration_since(entry.get().stored_at) > max_age;
-            let too_big = self.spec.retention == Retention::Limits && self.spec.max_bytes > 0 && self.bytes > self.spec.max_bytes;
+            let too_big =
+                self.spec.retention == Retention::Limits && self.spec.max_bytes > 0 && self.bytes > self.spec.max_bytes;
             if !(too_old || too_big) {
                 break;
             }
@@ -121,9 +122,13 @@ impl StreamState {
             }
             self.dedupe.insert(id.to_owned(), now);
         }
-        let stored = Stored { subject: subject.to_owned(), headers: headers.clone(), payload: payload.clone(), stored_at: now };
+        let stored =
+            Stored { subject: subject.to_owned(), headers: headers.clone(), payload: payload.clone(), stored_at: now };
         let size = stored.size();
-        if self.spec.retention == Retention::WorkQueue && self.spec.max_bytes > 0 && self.bytes + size > self.spec.max_bytes {
+        if self.spec.retention == Retention::WorkQueue
+            && self.spec.max_bytes > 0
+            && self.bytes + size > self.spec.max_bytes
+        {
             if let Some(id) = headers.get(headers::MSG_ID) {
                 self.dedupe.remove(id);
             }
@@ -171,7 +176,14 @@ impl MemoryBus {
 
     /// Delivers to core subscribers and stores in matching streams; returns how many core
     /// subscribers received it.
-    fn route(&self, subject: &str, headers: Headers, payload: Bytes, reply: Option<String>, durable: bool) -> Result<usize, BusError> {
+    fn route(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        reply: Option<String>,
+        durable: bool,
+    ) -> Result<usize, BusError> {
         crate::subjects::validate_publish_subject(subject)?;
         let mut state = self.state()?;
         let mut stored = false;
@@ -219,7 +231,13 @@ impl MemoryBus {
         Ok(delivered)
     }
 
-    pub(crate) fn publish(&self, subject: &str, headers: Headers, payload: Bytes, reply: Option<String>) -> Result<(), BusError> {
+    pub(crate) fn publish(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        reply: Option<String>,
+    ) -> Result<(), BusError> {
         self.route(subject, headers, payload, reply, false).map(drop)
     }
 
@@ -236,13 +254,21 @@ impl MemoryBus {
         state.subs.push(Sub { id, pattern: subject.to_owned(), group: group.map(str::to_owned), tx });
         drop(state);
         let guard = SubGuard { bus: self.clone(), id };
-        let stream = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-            rx.recv().await.map(|m| (m, (rx, guard)))
-        });
+        let stream =
+            futures::stream::unfold(
+                (rx, guard),
+                |(mut rx, guard)| async move { rx.recv().await.map(|m| (m, (rx, guard))) },
+            );
         Ok(Subscription { inner: Box::pin(stream) })
     }
 
-    pub(crate) async fn request(&self, subject: &str, headers: Headers, payload: Bytes, timeout: Duration) -> Result<Message, BusError> {
+    pub(crate) async fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Message, BusError> {
         let inbox = format!("_INBOX.{}", uuid::Uuid::new_v4().simple());
         let mut replies = self.subscribe(&inbox, None)?;
         let delivered = self.route(subject, headers, payload, Some(inbox), false)?;
@@ -285,21 +311,24 @@ impl MemoryBus {
 
     pub(crate) fn delete_stream(&self, name: &str) -> Result<(), BusError> {
         let mut state = self.state()?;
-        state.streams.remove(name).map(drop).ok_or_else(|| BusError::backend("delete stream", format!("no stream {name}")))
+        state
+            .streams
+            .remove(name)
+            .map(drop)
+            .ok_or_else(|| BusError::backend("delete stream", format!("no stream {name}")))
     }
 
     pub(crate) fn consumer_pending(&self, stream: &str, durable: &str) -> Result<u64, BusError> {
         let state = self.state()?;
-        let stream = state.streams.get(stream).ok_or_else(|| BusError::backend("consumer info", format!("no stream {stream}")))?;
+        let stream = state
+            .streams
+            .get(stream)
+            .ok_or_else(|| BusError::backend("consumer info", format!("no stream {stream}")))?;
         let consumer = stream
             .consumers
             .get(durable)
             .ok_or_else(|| BusError::backend("consumer info", format!("no consumer {durable}")))?;
-        let waiting = stream
-            .messages
-            .range(consumer.next_seq..)
-            .filter(|(_, m)| consumer.wants(&m.subject))
-            .count();
+        let waiting = stream.messages.range(consumer.next_seq..).filter(|(_, m)| consumer.wants(&m.subject)).count();
         Ok((waiting + consumer.pending.len()) as u64)
     }
 
@@ -425,7 +454,14 @@ impl MemoryBus {
         }
     }
 
-    fn settle(&self, stream_name: &str, durable: &str, seq: u64, attempt: u64, outcome: Settle) -> Result<(), BusError> {
+    fn settle(
+        &self,
+        stream_name: &str,
+        durable: &str,
+        seq: u64,
+        attempt: u64,
+        outcome: Settle,
+    ) -> Result<(), BusError> {
         let mut state = self.state()?;
         let Some(stream) = state.streams.get_mut(stream_name) else { return Ok(()) };
         let retention = stream.spec.retention;

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::client::{
-    Acker, BusError, ConsumerSpec, Delivery, DurableSubscription, Message, NatsOptions, Retention, StartAt,
-    StreamSpec, Subscription,
+    Acker, BusError, ConsumerSpec, Delivery, DurableSubscription, Message, NatsOptions, Retention, StartAt, StreamSpec,
+    Subscription,
 };
 use crate::headers::Headers;
 
@@ -21,7 +21,11 @@ pub(crate) struct NatsBus {
 impl NatsBus {
     pub(crate) async fn connect(options: &NatsOptions) -> Result<Self, BusError> {
         let mut connect = async_nats::ConnectOptions::new()
-            .connection_timeout(if options.connect_timeout.is_zero() { Duration::from_secs(5) } else { options.connect_timeout })
+            .connection_timeout(if options.connect_timeout.is_zero() {
+                Duration::from_secs(5)
+            } else {
+                options.connect_timeout
+            })
             .subscription_capacity(options.subscription_capacity.max(64))
             .retry_on_initial_connect()
             .event_callback(|event| async move {
@@ -45,10 +49,10 @@ impl NatsBus {
             connect = connect.user_and_password(user.clone(), password.clone());
         }
         if let Some(path) = &options.credentials_file {
-            connect = connect
-                .credentials_file(path)
-                .await
-                .map_err(|e| BusError::Connect { url: options.url.clone(), reason: format!("credentials file: {e}") })?;
+            connect = connect.credentials_file(path).await.map_err(|e| BusError::Connect {
+                url: options.url.clone(),
+                reason: format!("credentials file: {e}"),
+            })?;
         }
         if options.tls_required {
             connect = connect.require_tls(true);
@@ -74,7 +78,10 @@ impl NatsBus {
         let deadline = tokio::time::Instant::now() + options.connect_timeout.max(Duration::from_secs(1));
         while client.connection_state() != async_nats::connection::State::Connected {
             if tokio::time::Instant::now() >= deadline {
-                return Err(BusError::Connect { url: options.url.clone(), reason: "no connection within the connect timeout".into() });
+                return Err(BusError::Connect {
+                    url: options.url.clone(),
+                    reason: "no connection within the connect timeout".into(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -82,7 +89,13 @@ impl NatsBus {
         Ok(Self { client, jetstream })
     }
 
-    pub(crate) async fn publish(&self, subject: &str, headers: Headers, payload: Bytes, reply: Option<String>) -> Result<(), BusError> {
+    pub(crate) async fn publish(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        reply: Option<String>,
+    ) -> Result<(), BusError> {
         crate::subjects::validate_publish_subject(subject)?;
         let subject = subject.to_owned();
         let result = match reply {
@@ -92,7 +105,12 @@ impl NatsBus {
         result.map_err(|e| BusError::backend("publish", e))
     }
 
-    pub(crate) async fn publish_durable(&self, subject: &str, headers: Headers, payload: Bytes) -> Result<(), BusError> {
+    pub(crate) async fn publish_durable(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
         crate::subjects::validate_publish_subject(subject)?;
         let ack = self
             .jetstream
@@ -121,7 +139,13 @@ impl NatsBus {
         Ok(Subscription { inner: Box::pin(subscriber.map(from_nats)) })
     }
 
-    pub(crate) async fn request(&self, subject: &str, headers: Headers, payload: Bytes, timeout: Duration) -> Result<Message, BusError> {
+    pub(crate) async fn request(
+        &self,
+        subject: &str,
+        headers: Headers,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Message, BusError> {
         crate::subjects::validate_publish_subject(subject)?;
         let request = async_nats::Request::new().headers(headers.to_nats()).payload(payload).timeout(Some(timeout));
         self.client.send_request(subject.to_owned(), request).await.map(from_nats).map_err(|e| {
@@ -152,7 +176,11 @@ impl NatsBus {
             storage: stream::StorageType::File,
             ..Default::default()
         };
-        self.jetstream.create_or_update_stream(config).await.map(drop).map_err(|e| BusError::backend("ensure stream", e))
+        self.jetstream
+            .create_or_update_stream(config)
+            .await
+            .map(drop)
+            .map_err(|e| BusError::backend("ensure stream", e))
     }
 
     pub(crate) async fn delete_stream(&self, name: &str) -> Result<(), BusError> {
@@ -182,7 +210,10 @@ impl NatsBus {
         match stream.get_consumer(&spec.durable).await {
             Ok(existing) => {
                 // Keep the position; bring settings up to date.
-                let _ = stream.update_consumer(config).await.map_err(|e| tracing::warn!(error = %e, durable = %spec.durable, "could not update consumer"));
+                let _ = stream
+                    .update_consumer(config)
+                    .await
+                    .map_err(|e| tracing::warn!(error = %e, durable = %spec.durable, "could not update consumer"));
                 Ok(existing)
             }
             Err(_) => stream.create_consumer(config).await.map_err(|e| BusError::backend("create consumer", e)),

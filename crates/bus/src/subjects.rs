@@ -20,6 +20,27 @@ pub const MEDIA_QUEUE_GROUP: &str = "media-ingest";
 /// Queue group shared by ARI gateways for operator commands.
 pub const GATEWAY_QUEUE_GROUP: &str = "ari-gateway";
 
+/// Durable consumer shared by STT workers on the final-utterance work queue.
+pub const STT_DURABLE: &str = "stt";
+/// Durable consumer shared by translation workers on final transcripts.
+pub const MT_DURABLE: &str = "mt";
+/// Durable consumer of the recorder that stores call subjects.
+pub const RECORDER_DURABLE: &str = "recorder";
+
+/// A call id usable as a subject token from Asterisk's `linkedid` (e.g. `1718291045.17`):
+/// dots become dashes. Other characters a subject cannot hold become underscores.
+pub fn call_id_from_linkedid(linkedid: &str) -> String {
+    linkedid
+        .chars()
+        .map(|c| match c {
+            '.' => '-',
+            '*' | '>' => '_',
+            c if c.is_whitespace() || c.is_control() => '_',
+            c => c,
+        })
+        .collect()
+}
+
 /// What kind of per-call subject a message travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallSubjectKind {
@@ -73,9 +94,7 @@ pub enum SubjectError {
 pub fn validate_token(token: &str) -> Result<(), SubjectError> {
     let bad = token.is_empty()
         || token.len() > 128
-        || token
-            .chars()
-            .any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control());
+        || token.chars().any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace() || c.is_control());
     if bad {
         return Err(SubjectError::InvalidToken { token: token.to_owned() });
     }
@@ -139,14 +158,9 @@ impl Subjects {
 
     /// Splits a call subject into its call id and kind.
     pub fn parse_call(&self, subject: &str) -> Result<(String, CallSubjectKind), SubjectError> {
-        let not_call = || SubjectError::NotACallSubject {
-            subject: subject.to_owned(),
-            namespace: self.namespace.clone(),
-        };
-        let rest = subject
-            .strip_prefix(&self.root())
-            .and_then(|r| r.strip_prefix(".calls."))
-            .ok_or_else(not_call)?;
+        let not_call =
+            || SubjectError::NotACallSubject { subject: subject.to_owned(), namespace: self.namespace.clone() };
+        let rest = subject.strip_prefix(&self.root()).and_then(|r| r.strip_prefix(".calls.")).ok_or_else(not_call)?;
         let (call_id, kind) = rest.split_once('.').ok_or_else(not_call)?;
         let kind = CallSubjectKind::from_token(kind).ok_or_else(not_call)?;
         validate_token(call_id).map_err(|_| not_call())?;
@@ -204,10 +218,7 @@ impl Subjects {
     }
 
     fn stream_prefix(&self) -> String {
-        self.namespace
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
-            .collect()
+        self.namespace.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
     }
 }
 
@@ -252,6 +263,14 @@ mod tests {
     }
 
     #[test]
+    fn linkedids_become_valid_call_ids() {
+        let id = call_id_from_linkedid("1718291045.17");
+        assert_eq!(id, "1718291045-17");
+        assert!(Subjects::default().call(&id, CallSubjectKind::Events).is_ok());
+        assert!(validate_token(&call_id_from_linkedid("a b*>.c")).is_ok());
+    }
+
+    #[test]
     fn stream_names_follow_the_namespace() {
         let s = Subjects::new("t-42").unwrap();
         assert_eq!(s.calls_stream(), "T_42_CALLS");
@@ -280,7 +299,11 @@ mod tests {
 pub fn validate_publish_subject(subject: &str) -> Result<(), crate::client::BusError> {
     let ok = !subject.is_empty()
         && subject.split('.').all(|t| !t.is_empty() && !t.contains(['*', '>']) && !t.contains(char::is_whitespace));
-    if ok { Ok(()) } else { Err(crate::client::BusError::Backend { operation: "publish", reason: format!("invalid subject {subject:?}") }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::client::BusError::Backend { operation: "publish", reason: format!("invalid subject {subject:?}") })
+    }
 }
 
 /// A subject to subscribe to: like a publish subject, but `*` may stand for a token and `>`
@@ -293,5 +316,9 @@ pub fn validate_subscribe_subject(subject: &str) -> Result<(), crate::client::Bu
                 && !t.contains(char::is_whitespace)
                 && (*t == "*" || (*t == ">" && i == tokens.len() - 1) || !t.contains(['*', '>']))
         });
-    if ok { Ok(()) } else { Err(crate::client::BusError::Backend { operation: "subscribe", reason: format!("invalid subject {subject:?}") }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::client::BusError::Backend { operation: "subscribe", reason: format!("invalid subject {subject:?}") })
+    }
 }

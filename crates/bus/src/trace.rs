@@ -41,6 +41,7 @@ pub fn continue_trace(span: &tracing::Span, headers: &Headers) {
     if headers.get(crate::headers::TRACEPARENT).is_none() {
         return;
     }
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(parent);
 }

@@ -136,7 +136,10 @@ async fn durable_messages_wait_for_a_consumer_and_are_acked(bus: Bus) {
         }
     })
     .await;
-    assert!(tokio::time::timeout(Duration::from_millis(1500), consumer.next()).await.is_err(), "acked messages never return");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), consumer.next()).await.is_err(),
+        "acked messages never return"
+    );
 }
 
 async fn unacked_messages_are_redelivered(bus: Bus) {
@@ -184,7 +187,8 @@ async fn a_new_subscriber_resumes_the_durable_position(bus: Bus) {
 async fn subscribers_of_one_durable_share_the_work(bus: Bus) {
     bus.ensure_standard_streams(StreamLimits::default()).await.unwrap();
     let subject = bus.subjects().stt_final();
-    let spec = ConsumerSpec::new(bus.subjects().stt_stream(), "stt").ack_wait(Duration::from_secs(30)).max_ack_pending(4);
+    let spec =
+        ConsumerSpec::new(bus.subjects().stt_stream(), "stt").ack_wait(Duration::from_secs(30)).max_ack_pending(4);
     let a = bus.durable_subscribe(&spec).await.unwrap();
     let b = bus.durable_subscribe(&spec).await.unwrap();
     let n = 40;
@@ -224,7 +228,8 @@ async fn duplicate_message_ids_are_stored_once(bus: Bus) {
         bus.publish_durable(&subject, Headers::new().with(headers::MSG_ID, "event-1"), payload("same")).await.unwrap();
     }
     bus.publish_durable(&subject, Headers::new().with(headers::MSG_ID, "event-2"), payload("next")).await.unwrap();
-    let spec = ConsumerSpec::new(subjects.calls_stream(), "recorder").filter(subjects.all_calls(dragoman_bus::CallSubjectKind::Transcripts));
+    let spec = ConsumerSpec::new(subjects.calls_stream(), "recorder")
+        .filter(subjects.all_calls(dragoman_bus::CallSubjectKind::Transcripts));
     let mut consumer = bus.durable_subscribe(&spec).await.unwrap();
     let first = within(5, consumer.next()).await.unwrap().unwrap();
     assert_eq!(first.message.payload, payload("same"));
