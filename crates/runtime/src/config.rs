@@ -212,10 +212,7 @@ where
             .map(|s| serde_json::Value::String(s.to_owned()))
             .collect(),
     };
-    values
-        .into_iter()
-        .map(|v| serde_json::from_value(v).map_err(serde::de::Error::custom))
-        .collect()
+    values.into_iter().map(|v| serde_json::from_value(v).map_err(serde::de::Error::custom)).collect()
 }
 
 /// Configuration could not be loaded or is not valid.
@@ -271,7 +268,9 @@ impl Config {
         match explicit {
             Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path)),
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
             None => {}
         }
         let env = Env::prefixed(ENV_PREFIX)
@@ -313,7 +312,10 @@ impl Config {
         if !self.telemetry.metrics_listen.is_empty() && self.telemetry.metrics_listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Value {
                 key: "telemetry.metrics_listen",
-                reason: format!("{:?} is not an address like 127.0.0.1:9464 (or empty to disable)", self.telemetry.metrics_listen),
+                reason: format!(
+                    "{:?} is not an address like 127.0.0.1:9464 (or empty to disable)",
+                    self.telemetry.metrics_listen
+                ),
             });
         }
         if let Some(endpoint) = &self.telemetry.otlp_endpoint {

@@ -18,5 +18,4 @@ pub mod worker;
 
 pub use config::Config;
 pub use secret::Secret;
-pub use service::Context;
 pub use shutdown::Shutdown;

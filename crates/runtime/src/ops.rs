@@ -65,19 +65,14 @@ pub fn router(readiness: Readiness) -> Router {
 async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
     let report = readiness.report();
     let ready = report.values().all(Result::is_ok);
-    let body: BTreeMap<String, String> = report
-        .into_iter()
-        .map(|(name, outcome)| (name, outcome.err().unwrap_or_else(|| "ok".into())))
-        .collect();
+    let body: BTreeMap<String, String> =
+        report.into_iter().map(|(name, outcome)| (name, outcome.err().unwrap_or_else(|| "ok".into()))).collect();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(serde_json::json!({ "ready": ready, "checks": body })))
 }
 
 async fn metrics() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::telemetry::prometheus().render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::prometheus().render())
 }
 
 /// Serves the ops routes on `listener` until shutdown.

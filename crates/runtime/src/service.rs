@@ -22,14 +22,9 @@ use crate::{Shutdown, telemetry};
 /// project promises for any invalid invocation or config).
 pub const EXIT_BAD_CONFIG: u8 = 64;
 
-/// What a service gets to run with.
-#[derive(Debug, Clone)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub bus: Bus,
-    pub shutdown: Shutdown,
-    pub readiness: Readiness,
-}
+/// A service's entry point: `run(config, bus, shutdown)`, returning once shutdown has been
+/// asked for and its in-flight work is done.
+pub type RunFuture = std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
 /// Loads config, or prints why not and returns the exit code to use.
 pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
@@ -50,10 +45,7 @@ pub fn nats_options(config: &Config, service: &str) -> NatsOptions {
         url: bus.url.clone(),
         name: Some(format!("dragoman-{service}")),
         token: bus.token.as_ref().map(|t| t.expose().to_owned()),
-        user_password: bus
-            .user
-            .clone()
-            .zip(bus.password.as_ref().map(|p| p.expose().to_owned())),
+        user_password: bus.user.clone().zip(bus.password.as_ref().map(|p| p.expose().to_owned())),
         credentials_file: bus.credentials_file.clone(),
         tls_required: bus.tls_required,
         tls_ca_file: bus.tls_ca_file.clone(),
@@ -89,14 +81,9 @@ pub enum BusKind {
 }
 
 /// Everything around `run`: the shared skeleton of every Dragoman process.
-pub async fn run_process<F, Fut>(
-    config: Config,
-    service: &str,
-    bus_kind: BusKind,
-    run: F,
-) -> ExitCode
+pub async fn run_process<F, Fut>(config: Config, service: &str, bus_kind: BusKind, run: F) -> ExitCode
 where
-    F: FnOnce(Context) -> Fut,
+    F: FnOnce(Arc<Config>, Bus, Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let telemetry = match telemetry::init(&config.telemetry, service) {
@@ -119,16 +106,25 @@ where
         }
     };
     if !shutdown.wait_for_tasks().await {
-        tracing::warn!(grace_ms = shutdown.grace().as_millis() as u64, "in-flight work did not finish within the grace period");
+        tracing::warn!(
+            grace_ms = shutdown.grace().as_millis() as u64,
+            "in-flight work did not finish within the grace period"
+        );
     }
     tracing::info!(service, "stopped");
     telemetry.shutdown();
     code
 }
 
-async fn serve<F, Fut>(config: Config, service: &str, bus_kind: BusKind, shutdown: Shutdown, run: F) -> anyhow::Result<()>
+async fn serve<F, Fut>(
+    config: Config,
+    service: &str,
+    bus_kind: BusKind,
+    shutdown: Shutdown,
+    run: F,
+) -> anyhow::Result<()>
 where
-    F: FnOnce(Context) -> Fut,
+    F: FnOnce(Arc<Config>, Bus, Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let bus = match bus_kind {
@@ -154,8 +150,7 @@ where
     let signal = shutdown.clone();
     tokio::spawn(async move { signal.on_signal().await });
 
-    let context = Context { config: Arc::new(config), bus: bus.clone(), shutdown: shutdown.clone(), readiness };
-    let result = run(context).await;
+    let result = run(Arc::new(config), bus.clone(), shutdown.clone()).await;
     // Whatever ended `run`, everything else stops too.
     shutdown.trigger();
     let drained = tokio::time::timeout(shutdown.grace(), bus.drain()).await;
@@ -178,7 +173,7 @@ pub struct ServiceArgs {
 /// `main` for a single-service binary: parse args, load config, run on NATS.
 pub fn service_main<F, Fut>(service: &'static str, run: F) -> ExitCode
 where
-    F: FnOnce(Context) -> Fut,
+    F: FnOnce(Arc<Config>, Bus, Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     use clap::Parser;

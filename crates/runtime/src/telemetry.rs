@@ -84,7 +84,8 @@ pub fn init(config: &TelemetryConfig, service: &str) -> anyhow::Result<Telemetry
     let _ = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init();
 
     let handle = prometheus();
-    metrics::gauge!("dragoman_build_info", "service" => service.to_owned(), "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    metrics::gauge!("dragoman_build_info", "service" => service.to_owned(), "version" => env!("CARGO_PKG_VERSION"))
+        .set(1.0);
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -106,7 +106,8 @@ where
                     }
                     Err(HandleError::Permanent(reason)) => {
                         tracing::warn!(subject, durable, reason, "message failed for good");
-                        metrics::counter!("dragoman_messages_failed_total", "durable" => durable.to_owned()).increment(1);
+                        metrics::counter!("dragoman_messages_failed_total", "durable" => durable.to_owned())
+                            .increment(1);
                         delivery.term().await
                     }
                 },

@@ -41,9 +41,10 @@ async fn requests_survive_garbage(bus: Bus) {
     let before = invalid_count();
 
     for garbage in [&b"not json"[..], b"{\"call_id\": 7}", b"", &[0xff, 0xfe, 0x00][..]] {
-        let reply = within(5, bus.request(&subject, Headers::new(), Bytes::copy_from_slice(garbage), Duration::from_secs(2)))
-            .await
-            .expect("garbage still gets an answer");
+        let reply =
+            within(5, bus.request(&subject, Headers::new(), Bytes::copy_from_slice(garbage), Duration::from_secs(2)))
+                .await
+                .expect("garbage still gets an answer");
         let reply: Reply<Done> = wire::decode(&reply.payload).unwrap();
         assert!(matches!(reply, Reply::Error(ControlError { code: ErrorCode::BadRequest, .. })), "{reply:?}");
     }
@@ -86,7 +87,10 @@ async fn durable_consumers_skip_garbage_and_keep_going(bus: Bus) {
                     async move {
                         // The first attempt at "flaky" fails as if a dependency were down.
                         if h.call_id == "flaky" && retried.fetch_add(1, Ordering::SeqCst) == 0 {
-                            return Err(HandleError::Retry { reason: "dependency down".into(), delay: Duration::from_millis(100) });
+                            return Err(HandleError::Retry {
+                                reason: "dependency down".into(),
+                                delay: Duration::from_millis(100),
+                            });
                         }
                         if h.call_id == "poison" {
                             return Err(HandleError::Permanent("cannot ever work".into()));

@@ -29,9 +29,9 @@ pub async fn nats_bus() -> Bus {
         subscription_capacity: 4096,
         ..Default::default()
     };
-    Bus::connect_nats(&options, subjects)
-        .await
-        .unwrap_or_else(|e| panic!("tests need NATS with JetStream at {} ({e}); run .ci/run or start nats-server -js", nats_url()))
+    Bus::connect_nats(&options, subjects).await.unwrap_or_else(|e| {
+        panic!("tests need NATS with JetStream at {} ({e}); run .ci/run or start nats-server -js", nats_url())
+    })
 }
 
 /// An in-process bus under a fresh namespace.

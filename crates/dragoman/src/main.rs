@@ -1,0 +1,101 @@
+//! `dragoman`: every service in one process (`standalone`), one service on NATS
+//! (`dragoman <service>`), benchmarks (`dragoman bench <stage>`) and config tools.
+
+mod bench;
+mod standalone;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dragoman_runtime::service::{self, BusKind};
+
+#[derive(Debug, Parser)]
+#[command(name = "dragoman", version, about = "Live call transcription and translation for Asterisk")]
+struct Cli {
+    /// Config file (default: ./dragoman.toml if it exists; also DRAGOMAN_CONFIG).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Every service in one process on the in-process bus: no NATS, no Redis.
+    Standalone,
+    /// The operator API (REST, WebSocket, console) on NATS.
+    Api,
+    /// The Asterisk ARI gateway on NATS.
+    AriGateway,
+    /// Media ingest (RTP/AudioSocket → utterances) on NATS.
+    MediaIngest,
+    /// A speech-to-text worker on NATS.
+    SttWorker,
+    /// A translation worker on NATS.
+    MtWorker,
+    /// Benchmarks: a human summary, and with --json one JSON object as the last line.
+    Bench {
+        /// What to measure.
+        stage: bench::Stage,
+        /// Print the results as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+        /// How long to measure each case, in seconds.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load, validate and print the effective configuration (secrets redacted).
+    Show,
+    /// Print .env.example: every key with its default.
+    EnvExample,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match service::load_config(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("dragoman: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Standalone => runtime.block_on(standalone::run(config)),
+        Command::Api => runtime.block_on(service::run_process(config, "api", BusKind::Nats, dragoman_api::run)),
+        Command::AriGateway => {
+            runtime.block_on(service::run_process(config, "ari-gateway", BusKind::Nats, dragoman_ari_gateway::run))
+        }
+        Command::MediaIngest => {
+            runtime.block_on(service::run_process(config, "media-ingest", BusKind::Nats, dragoman_media_ingest::run))
+        }
+        Command::SttWorker => {
+            runtime.block_on(service::run_process(config, "stt-worker", BusKind::Nats, dragoman_stt_worker::run))
+        }
+        Command::MtWorker => {
+            runtime.block_on(service::run_process(config, "mt-worker", BusKind::Nats, dragoman_mt_worker::run))
+        }
+        Command::Bench { stage, json, seconds } => runtime.block_on(bench::run(stage, &config, json, seconds)),
+        Command::Config { command: ConfigCommand::Show } => {
+            println!("{}", serde_json::to_string_pretty(&config).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Command::Config { command: ConfigCommand::EnvExample } => {
+            print!("{}", dragoman_runtime::config::env_example());
+            ExitCode::SUCCESS
+        }
+    }
+}
