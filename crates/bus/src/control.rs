@@ -41,6 +41,10 @@ pub struct AllocateEndpoint {
     pub transport: MediaTransport,
     #[serde(default)]
     pub language: LegLanguage,
+    /// When the call started (Unix ms), so utterance times are counted from call start on every
+    /// leg; media ingest counts from the allocation when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_started_at_ms: Option<u64>,
 }
 
 /// Media ingest → gateway: send the leg's audio here (`external_host` for externalMedia).

@@ -247,6 +247,7 @@ fn allocate_endpoint() -> AllocateEndpoint {
         format: AudioFormat::Ulaw,
         transport: MediaTransport::Rtp,
         language: caller_language(),
+        call_started_at_ms: None,
     }
 }
 

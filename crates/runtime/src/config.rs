@@ -31,6 +31,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
     pub api: ApiConfig,
+    pub media: MediaConfig,
 }
 
 /// The message bus (NATS with JetStream). `dragoman standalone` ignores this and runs an
@@ -191,6 +192,84 @@ impl Default for ApiConfig {
     }
 }
 
+/// Media ingest: where Asterisk sends each leg's audio, and how it is cut into utterances.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Address RTP sockets bind to.
+    pub rtp_bind_address: std::net::IpAddr,
+    /// Address told to Asterisk (externalMedia `external_host`); the bind address when unset.
+    pub advertise_address: Option<String>,
+    /// First port of the RTP range (inclusive).
+    pub rtp_port_min: u16,
+    /// Last port of the RTP range (inclusive).
+    pub rtp_port_max: u16,
+    /// Extra RTP payload types, as `PT=format` (e.g. `96=slin16`); 0 ulaw, 8 alaw and 118
+    /// slin16 are always known.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub dynamic_payload_types: Vec<String>,
+    /// A leg whose audio stops for this long is finished and its port freed.
+    pub stream_timeout_ms: u64,
+    /// A leg that never sends a packet is freed after this long.
+    pub start_timeout_ms: u64,
+    /// Most legs this instance serves at once; allocation answers `exhausted` past it.
+    pub max_legs: usize,
+    /// Packets that may arrive after a missing one before it is declared lost (20 ms each).
+    pub jitter_reorder_packets: u16,
+    /// Silero VAD model (`silero_vad_openvino_16k.onnx`); default
+    /// `$DRAGOMAN_MODEL_DIR/silero-vad/…`, with `DRAGOMAN_MODEL_DIR` defaulting to
+    /// `~/.cache/dragoman/models`.
+    pub vad_model_path: Option<PathBuf>,
+    /// Speech probability at which an utterance starts.
+    pub vad_start_threshold: f32,
+    /// Speech probability below which a window counts as silence.
+    pub vad_stop_threshold: f32,
+    /// Audio kept from before speech onset.
+    pub pre_roll_ms: u32,
+    /// Silence that ends an utterance.
+    pub end_silence_ms: u32,
+    /// Shorter speech is ignored (coughs, clicks).
+    pub min_speech_ms: u32,
+    /// Longer speech is cut at its quietest point in the last few seconds.
+    pub max_utterance_ms: u32,
+    /// A partial request (the utterance so far) is published this often while someone speaks;
+    /// 0 disables partials.
+    pub partial_interval_ms: u32,
+    /// Final utterances waiting to be stored on the bus per leg; past it the leg waits.
+    pub final_queue: usize,
+    /// AudioSocket (TCP) listener, e.g. `0.0.0.0:9092`; empty disables it.
+    pub audiosocket_listen: String,
+    /// WebSocket media listener, e.g. `0.0.0.0:9093`; empty disables it.
+    pub websocket_listen: String,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            rtp_bind_address: std::net::IpAddr::from([127, 0, 0, 1]),
+            advertise_address: None,
+            rtp_port_min: 40_000,
+            rtp_port_max: 40_999,
+            dynamic_payload_types: Vec::new(),
+            stream_timeout_ms: 10_000,
+            start_timeout_ms: 30_000,
+            max_legs: 2_000,
+            jitter_reorder_packets: 3,
+            vad_model_path: None,
+            vad_start_threshold: 0.5,
+            vad_stop_threshold: 0.35,
+            pre_roll_ms: 300,
+            end_silence_ms: 500,
+            min_speech_ms: 250,
+            max_utterance_ms: 15_000,
+            partial_interval_ms: 1_000,
+            final_queue: 64,
+            audiosocket_listen: String::new(),
+            websocket_listen: String::new(),
+        }
+    }
+}
+
 /// Accepts a list, or a comma-separated string (handy in environment variables).
 fn list_or_csv<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
@@ -323,6 +402,30 @@ impl Config {
                 return Err(ConfigError::Value {
                     key: "telemetry.otlp_endpoint",
                     reason: format!("{endpoint:?} must be an http:// or https:// URL"),
+                });
+            }
+        }
+        let media = &self.media;
+        if media.rtp_port_min == 0 || media.rtp_port_min > media.rtp_port_max {
+            return Err(ConfigError::Value {
+                key: "media.rtp_port_min",
+                reason: format!("range {}..={} is empty or starts at 0", media.rtp_port_min, media.rtp_port_max),
+            });
+        }
+        if u64::from(media.max_utterance_ms) > dragoman_bus::audio::MAX_UTTERANCE_MS {
+            return Err(ConfigError::Value {
+                key: "media.max_utterance_ms",
+                reason: format!("at most {} (the bus's utterance limit)", dragoman_bus::audio::MAX_UTTERANCE_MS),
+            });
+        }
+        for (key, listen) in [
+            ("media.audiosocket_listen", &media.audiosocket_listen),
+            ("media.websocket_listen", &media.websocket_listen),
+        ] {
+            if !listen.is_empty() && listen.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::Value {
+                    key,
+                    reason: format!("{listen:?} is not an address like 0.0.0.0:9092"),
                 });
             }
         }

@@ -45,3 +45,26 @@ pub async fn within<F: std::future::Future>(seconds: u64, future: F) -> F::Outpu
         .await
         .unwrap_or_else(|_| panic!("timed out after {seconds} s"))
 }
+
+/// The Asterisk English prompts (Debian `asterisk-core-sounds-en-wav`, CC-BY-SA-3.0): real 8 kHz
+/// telephone speech. `DRAGOMAN_ASTERISK_SOUNDS_DIR` overrides the location.
+pub fn sounds_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("DRAGOMAN_ASTERISK_SOUNDS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("/usr/share/asterisk/sounds/en"));
+    assert!(
+        dir.join("hello-world.wav").exists(),
+        "asterisk prompts missing in {}: apt-get install asterisk-core-sounds-en-wav (.ci/run does)",
+        dir.display()
+    );
+    dir
+}
+
+/// One prompt's 8 kHz 16-bit samples, by name (e.g. `hello-world`).
+pub fn prompt(name: &str) -> Vec<i16> {
+    let path = sounds_dir().join(format!("{name}.wav"));
+    let mut reader = hound::WavReader::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let spec = reader.spec();
+    assert_eq!((spec.sample_rate, spec.channels, spec.bits_per_sample), (8000, 1, 16), "{}", path.display());
+    reader.samples::<i16>().collect::<Result<_, _>>().unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
