@@ -75,7 +75,13 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Standalone => runtime.block_on(standalone::run(config)),
-        Command::Api => runtime.block_on(service::run_process(config, "api", BusKind::Nats, dragoman_api::run)),
+        Command::Api => {
+            if let Err(err) = dragoman_api::check_config(&config) {
+                eprintln!("dragoman: bad configuration: {err}");
+                return ExitCode::from(service::EXIT_BAD_CONFIG);
+            }
+            runtime.block_on(service::run_process(config, "api", BusKind::Nats, dragoman_api::run))
+        }
         Command::AriGateway => {
             runtime.block_on(service::run_process(config, "ari-gateway", BusKind::Nats, dragoman_ari_gateway::run))
         }

@@ -18,6 +18,7 @@ pub mod leg;
 pub mod pipeline;
 pub mod rtp_leg;
 pub mod service;
+pub mod streams;
 
 pub use service::{Ingest, run};
 

@@ -27,31 +27,35 @@ use crate::rtp::{Codec, PayloadMap};
 use crate::rtp_leg::{self, RtpSettings};
 use crate::vad::{self, SileroModel};
 
-type LegKey = (String, String);
+pub(crate) type LegKey = (String, String);
 
-struct LegEntry {
-    id: u64,
-    endpoint: EndpointAllocated,
-    info: watch::Sender<LegInfo>,
-    stop: CancellationToken,
+pub(crate) struct LegEntry {
+    pub(crate) id: u64,
+    pub(crate) endpoint: EndpointAllocated,
+    pub(crate) info: watch::Sender<LegInfo>,
+    pub(crate) stop: CancellationToken,
 }
 
 /// Everything the service's tasks share.
 pub struct Ingest {
-    bus: Bus,
-    config: MediaConfig,
-    advertise: String,
-    leg_settings: Arc<LegSettings>,
+    pub(crate) bus: Bus,
+    pub(crate) config: MediaConfig,
+    pub(crate) advertise: String,
+    pub(crate) leg_settings: Arc<LegSettings>,
     rtp: RtpSettings,
     legs: Mutex<HashMap<LegKey, LegEntry>>,
+    /// Streamed legs (AudioSocket, WebSocket) waiting for Asterisk to connect, by connection id.
+    pub(crate) pending: Mutex<HashMap<uuid::Uuid, crate::streams::PendingStream>>,
+    /// Where the AudioSocket and WebSocket listeners ended up (port 0 in tests).
+    pub(crate) stream_ports: Mutex<(Option<u16>, Option<u16>)>,
     next_port: Mutex<u16>,
     next_id: std::sync::atomic::AtomicU64,
     /// Leg tasks and their final-storing tasks.
-    tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
     /// Stops every leg (shutdown).
-    stop_all: CancellationToken,
+    pub(crate) stop_all: CancellationToken,
     /// Cancelled when the grace period is over: stop retrying to store finals.
-    give_up: CancellationToken,
+    pub(crate) give_up: CancellationToken,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -117,6 +121,8 @@ impl Ingest {
             leg_settings,
             rtp,
             legs: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            stream_ports: Mutex::new((None, None)),
             next_port: Mutex::new(media.rtp_port_min),
             next_id: std::sync::atomic::AtomicU64::new(1),
             config: media,
@@ -126,7 +132,7 @@ impl Ingest {
         }))
     }
 
-    fn legs(&self) -> MutexGuard<'_, HashMap<LegKey, LegEntry>> {
+    pub(crate) fn legs(&self) -> MutexGuard<'_, HashMap<LegKey, LegEntry>> {
         self.legs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -142,12 +148,6 @@ impl Ingest {
         if request.leg.is_empty() || request.leg.len() > 64 || request.leg.chars().any(char::is_control) {
             return Err(bad("leg must be 1-64 printable characters".into()));
         }
-        if request.transport != MediaTransport::Rtp {
-            return Err(ControlError::new(
-                ErrorCode::Unsupported,
-                format!("transport {:?} is not served by this instance (only rtp is)", request.transport),
-            ));
-        }
         let key = (request.call_id.clone(), request.leg.clone());
         if let Some(existing) = self.legs().get(&key) {
             return Ok(existing.endpoint.clone());
@@ -157,6 +157,9 @@ impl Ingest {
                 ErrorCode::Exhausted,
                 format!("this instance serves {} legs already", self.config.max_legs),
             ));
+        }
+        if request.transport != MediaTransport::Rtp {
+            return crate::streams::allocate(self, request);
         }
         let socket = self.bind_port().await?;
         let port = socket.local_addr().map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?.port();
@@ -174,7 +177,7 @@ impl Ingest {
         };
         let (info_tx, info_rx) = watch::channel(info);
         let stop = self.stop_all.child_token();
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.next_leg_id();
         {
             let mut legs = self.legs();
             if let Some(existing) = legs.get(&key) {
@@ -234,7 +237,16 @@ impl Ingest {
         Err(ControlError::new(ErrorCode::Exhausted, format!("no free port in {min}..={max}")))
     }
 
-    fn remove(&self, key: &LegKey, id: u64) {
+    pub(crate) fn next_leg_id(&self) -> u64 {
+        self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The AudioSocket and WebSocket ports in use, once bound.
+    pub fn stream_ports(&self) -> (Option<u16>, Option<u16>) {
+        *self.stream_ports.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn remove(&self, key: &LegKey, id: u64) {
         let mut legs = self.legs();
         if legs.get(key).is_some_and(|e| e.id == id) {
             legs.remove(key);
@@ -359,10 +371,12 @@ pub async fn run(config: Arc<Config>, bus: Bus, shutdown: Shutdown) -> anyhow::R
         ports = format!("{}-{}", config.media.rtp_port_min, config.media.rtp_port_max),
         "media ingest ready"
     );
+    let listeners = crate::streams::bind(&ingest).await?;
     let result = tokio::try_join!(
         allocate,
         ingest.clone().follow_calls(shutdown.clone()),
         ingest.clone().serve_releases(shutdown.clone()),
+        crate::streams::serve(ingest.clone(), listeners, shutdown.clone()),
     );
     // Stop taking audio, finish every leg, then wait for finals to be stored.
     ingest.stop_all.cancel();

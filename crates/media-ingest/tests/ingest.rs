@@ -1,6 +1,7 @@
-//! Real UDP on loopback: Asterisk prompts sent as RTP, with reordering, loss, duplicates and
-//! hostile packets, come out of media ingest as utterances on the bus whose times match the
-//! prompts' speech spans. Every codec, language changes, call ends, shared allocation.
+//! Real sockets on loopback: Asterisk prompts sent as RTP (with reordering, loss, duplicates and
+//! hostile packets), over AudioSocket and over WebSocket media come out of media ingest as
+//! utterances on the bus whose times match the prompts' speech spans. Every codec, language
+//! changes, call ends, shared allocation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +56,8 @@ fn config(tweak: impl FnOnce(&mut Config)) -> Config {
     config.media.stream_timeout_ms = 3_000;
     config.media.start_timeout_ms = 10_000;
     config.media.dynamic_payload_types = vec!["96=slin16".into()];
+    config.media.audiosocket_listen = "127.0.0.1:0".into();
+    config.media.websocket_listen = "127.0.0.1:0".into();
     tweak(&mut config);
     config
 }
@@ -71,11 +74,21 @@ async fn start(bus: Bus, config: Config) -> Harness {
 
 impl Harness {
     async fn allocate(&self, call_id: &str, leg: &str, format: AudioFormat) -> Result<EndpointAllocated, ErrorCode> {
+        self.allocate_on(call_id, leg, format, MediaTransport::Rtp).await
+    }
+
+    async fn allocate_on(
+        &self,
+        call_id: &str,
+        leg: &str,
+        format: AudioFormat,
+        transport: MediaTransport,
+    ) -> Result<EndpointAllocated, ErrorCode> {
         let request = AllocateEndpoint {
             call_id: call_id.into(),
             leg: leg.into(),
             format,
-            transport: MediaTransport::Rtp,
+            transport,
             language: LegLanguage { language: Some("en".into()), targets: vec!["es".into(), "fr".into()] },
             call_started_at_ms: Some(dragoman_media_ingest::leg::unix_ms()),
         };
@@ -378,5 +391,102 @@ async fn a_leg_that_never_sends_is_freed() {
     assert_eq!(h.allocate("other", "caller", AudioFormat::Ulaw).await.unwrap_err(), ErrorCode::Exhausted);
     tokio::time::sleep(Duration::from_millis(800)).await;
     h.allocate("other", "caller", AudioFormat::Ulaw).await.expect("the idle leg's port was freed");
+    h.stop().await;
+}
+
+async fn expect_script(h: &mut Harness, call_id: &str, leg: &Script) {
+    for (i, span) in leg.spans.iter().enumerate() {
+        let utterance = h.next_final().await;
+        assert_eq!((utterance.meta.call_id.as_str(), utterance.meta.sequence), (call_id, i as u64));
+        assert_matches_span(&utterance, *span);
+    }
+}
+
+#[tokio::test]
+async fn audiosocket_feeds_the_same_pipeline() {
+    use dragoman_media_ingest::audiosocket::Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut h = start(memory_bus(), config(|_| {})).await;
+    assert_eq!(
+        h.allocate_on("as-call", "caller", AudioFormat::Ulaw, MediaTransport::Audiosocket).await.unwrap_err(),
+        ErrorCode::BadRequest,
+        "audiosocket carries slin only"
+    );
+    let endpoint = h.allocate_on("as-call", "caller", AudioFormat::Slin, MediaTransport::Audiosocket).await.unwrap();
+    assert_eq!(endpoint.transport, MediaTransport::Audiosocket);
+    let connection_id: uuid::Uuid = endpoint.connection_id.as_deref().unwrap().parse().unwrap();
+    let address = endpoint.external_host();
+
+    // A stranger naming no allocated leg is closed at once.
+    let mut stranger = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut hello = bytes::BytesMut::new();
+    Message::Uuid(uuid::Uuid::new_v4()).encode(&mut hello).unwrap();
+    stranger.write_all(&hello).await.unwrap();
+    let mut rest = Vec::new();
+    within(5, stranger.read_to_end(&mut rest)).await.unwrap();
+
+    let leg = script(&[("hello-world", 800), ("all-circuits-busy-now", 1_200)], 1_500);
+    let mut asterisk = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut out = bytes::BytesMut::new();
+    Message::Uuid(connection_id).encode(&mut out).unwrap();
+    asterisk.write_all(&out).await.unwrap();
+    for (i, chunk) in leg.samples.chunks(160).enumerate() {
+        let mut frame = bytes::BytesMut::new();
+        Message::audio_from_samples(chunk).encode(&mut frame).unwrap();
+        // Split writes: framing must survive arbitrary TCP segmentation.
+        let (a, b) = frame.split_at(frame.len() / 3);
+        asterisk.write_all(a).await.unwrap();
+        asterisk.write_all(b).await.unwrap();
+        if i % 8 == 7 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    expect_script(&mut h, "as-call", &leg).await;
+    let mut bye = bytes::BytesMut::new();
+    Message::Hangup.encode(&mut bye).unwrap();
+    asterisk.write_all(&bye).await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_media_feeds_the_same_pipeline() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as Ws;
+
+    let mut h = start(memory_bus(), config(|_| {})).await;
+    let endpoint = h.allocate_on("ws-call", "callee", AudioFormat::Slin16, MediaTransport::Websocket).await.unwrap();
+    let base = format!("ws://{}/media", endpoint.external_host());
+    let unknown = tokio_tungstenite::connect_async(format!("{base}/{}", uuid::Uuid::new_v4())).await;
+    assert!(unknown.is_err(), "an unknown connection id is refused");
+
+    let url = format!("{base}/{}", endpoint.connection_id.as_deref().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket.send(Ws::text("MEDIA_START connection_id:x channel:y format:slin16 optimal_frame_size:640")).await.unwrap();
+    let leg = script(&[("hello-world", 800), ("all-circuits-busy-now", 1_200)], 1_500);
+    let mut resampler = Resampler::new(8_000, 16_000).unwrap();
+    let mut up = Vec::new();
+    resampler.process_i16(&leg.samples, &mut up);
+    resampler.flush(&mut up);
+    // Arbitrary message sizes: chan_websocket does not frame media for us.
+    for (i, chunk) in up.chunks(1_000).enumerate() {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|&s| f32_to_i16(s).to_le_bytes()).collect();
+        socket.send(Ws::binary(bytes)).await.unwrap();
+        if i % 4 == 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    expect_script(&mut h, "ws-call", &leg).await;
+    socket.close(None).await.unwrap();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn streamed_legs_nobody_connects_to_are_freed() {
+    let h = start(memory_bus(), config(|c| c.media.start_timeout_ms = 300)).await;
+    let first = h.allocate_on("late", "caller", AudioFormat::Slin, MediaTransport::Audiosocket).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let second = h.allocate_on("late", "caller", AudioFormat::Slin, MediaTransport::Audiosocket).await.unwrap();
+    assert_ne!(first.connection_id, second.connection_id, "the first registration expired and was freed");
     h.stop().await;
 }
