@@ -4,6 +4,8 @@
 //! arrives with issue #4; until then `run` consumes nothing, so no message meant for
 //! this service is taken off the bus and lost.
 
+pub mod engine;
+
 use std::sync::Arc;
 
 use dragoman_bus::Bus;
