@@ -78,8 +78,8 @@ pub fn settings(config: &MediaConfig, model: SileroModel) -> anyhow::Result<(Arc
         payloads.insert(pt, codec).map_err(|e| anyhow::anyhow!("media.dynamic_payload_types: {e}"))?;
     }
     let endpoint = EndpointConfig {
-        start_threshold: config.vad_start_threshold,
-        stop_threshold: config.vad_stop_threshold,
+        start_threshold: config.vad_start_threshold as f32,
+        stop_threshold: config.vad_stop_threshold as f32,
         pre_roll_ms: config.pre_roll_ms,
         end_silence_ms: config.end_silence_ms,
         min_speech_ms: config.min_speech_ms,

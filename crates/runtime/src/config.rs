@@ -20,6 +20,9 @@ use crate::secret::Secret;
 pub const ENV_PREFIX: &str = "DRAGOMAN_";
 /// Names the config file (like `--config`); not itself a key.
 pub const CONFIG_PATH_ENV: &str = "DRAGOMAN_CONFIG";
+/// Where model files live by default (`~/.cache/dragoman/models`); not itself a key: the
+/// per-model keys (e.g. `media.vad_model_path`) default to paths under it.
+pub const MODEL_DIR_ENV: &str = "DRAGOMAN_MODEL_DIR";
 /// The file read when neither `--config` nor `DRAGOMAN_CONFIG` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "dragoman.toml";
 
@@ -221,9 +224,9 @@ pub struct MediaConfig {
     /// `~/.cache/dragoman/models`.
     pub vad_model_path: Option<PathBuf>,
     /// Speech probability at which an utterance starts.
-    pub vad_start_threshold: f32,
+    pub vad_start_threshold: f64,
     /// Speech probability below which a window counts as silence.
-    pub vad_stop_threshold: f32,
+    pub vad_stop_threshold: f64,
     /// Audio kept from before speech onset.
     pub pre_roll_ms: u32,
     /// Silence that ends an utterance.
@@ -354,10 +357,11 @@ impl Config {
         }
         let env = Env::prefixed(ENV_PREFIX)
             .split("__")
-            // DRAGOMAN_CONFIG names the file; DRAGOMAN_TEST_* belong to the test suite.
+            // DRAGOMAN_CONFIG names the file, DRAGOMAN_MODEL_DIR the model directory, and
+            // DRAGOMAN_TEST_* belong to the test suite: none of them is a key.
             .filter(|key| {
                 let key = key.as_str().to_ascii_lowercase();
-                key != "config" && !key.starts_with("test_")
+                key != "config" && key != "model_dir" && !key.starts_with("test_")
             });
         Ok(figment.merge(env))
     }
@@ -609,7 +613,8 @@ mod tests {
     fn test_variables_and_the_config_path_are_not_keys() {
         Jail::expect_with(|jail| {
             jail.set_env("DRAGOMAN_TEST_NATS_URL", "nats://127.0.0.1:1");
-            load_in(jail).expect("DRAGOMAN_TEST_* ignored");
+            jail.set_env("DRAGOMAN_MODEL_DIR", "/models");
+            load_in(jail).expect("DRAGOMAN_TEST_* and DRAGOMAN_MODEL_DIR ignored");
             Ok(())
         });
     }
