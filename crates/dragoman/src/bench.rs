@@ -12,16 +12,29 @@ use dragoman_runtime::service::{connect_nats, in_process_bus};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+#[path = "bench_ingest.rs"]
+mod ingest;
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Stage {
     /// The bus itself: publish/subscribe throughput, request/reply and durable round trips,
     /// for the in-process bus and for NATS (when reachable).
     Bus,
+    /// Media ingest on one core: RTP packets per second without VAD, legs per core with VAD,
+    /// and memory per leg, on real speech with reordering, duplicates and loss.
+    Ingest,
 }
 
 pub async fn run(stage: Stage, config: &Config, json: bool, seconds: u64) -> ExitCode {
     let result = match stage {
         Stage::Bus => bench_bus(config, Duration::from_secs(seconds.max(1))).await,
+        Stage::Ingest => {
+            // CPU-bound and single-threaded by design: one blocking thread, measured alone.
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || ingest::run(&config, seconds))
+                .await
+                .unwrap_or_else(|err| Err(anyhow::anyhow!("ingest benchmark panicked: {err}")))
+        }
     };
     match result {
         Ok(results) => {

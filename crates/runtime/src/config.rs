@@ -35,6 +35,7 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     pub api: ApiConfig,
     pub media: MediaConfig,
+    pub stt: SttConfig,
 }
 
 /// The message bus (NATS with JetStream). `dragoman standalone` ignores this and runs an
@@ -273,6 +274,80 @@ impl Default for MediaConfig {
     }
 }
 
+/// Which speech-to-text engine a worker runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SttEngineKind {
+    /// CTranslate2 (faster-whisper model folders).
+    #[default]
+    Ctranslate2,
+    /// whisper.cpp (ggml model files).
+    WhisperCpp,
+}
+
+/// The speech-to-text worker.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttConfig {
+    pub engine: SttEngineKind,
+    /// CTranslate2 model folder, or ggml model file for whisper.cpp; default
+    /// `$DRAGOMAN_MODEL_DIR/whisper/tiny.en-ct2` (ctranslate2) or `…/whisper/ggml-tiny.en.bin`.
+    pub model_path: Option<PathBuf>,
+    /// Threads each inference thread's engine uses.
+    pub threads: usize,
+    /// Inference threads (each holds a share of the engine's work; finals first).
+    pub inference_threads: usize,
+    /// Finals decoded together where the engine batches.
+    pub max_batch: usize,
+    /// Partials waiting for a thread; past it the oldest is shed.
+    pub partial_queue: usize,
+    /// Partials older than this when they arrive are dropped.
+    pub partial_max_age_ms: u64,
+    /// Language when an utterance names none; empty lets a multilingual model detect it.
+    pub default_language: String,
+    /// 1 = greedy.
+    pub beam_size: usize,
+    /// Temperature fallback, tried in order until a result passes the checks.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub temperatures: Vec<f64>,
+    /// Text that conditions every decode (names, product words); a call's prompt replaces it.
+    pub initial_prompt: Option<String>,
+    pub word_timestamps: bool,
+    /// No speech when the no-speech probability is above this and the text is unsure.
+    pub no_speech_threshold: f64,
+    /// Below this mean token log-probability a result is unsure (next temperature).
+    pub log_prob_threshold: f64,
+    /// Above this gzip compression ratio a result is repetitive (next temperature).
+    pub compression_ratio_threshold: f64,
+    /// Size the engine's audio window to the utterance instead of Whisper's 30 s. Much faster,
+    /// but on tiny.en it costs accuracy (whisper.cpp) or makes the decoder loop (CTranslate2):
+    /// off until a model holds its WER with it.
+    pub short_window: bool,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        Self {
+            engine: SttEngineKind::Ctranslate2,
+            model_path: None,
+            threads: 2,
+            inference_threads: 1,
+            max_batch: 4,
+            partial_queue: 4,
+            partial_max_age_ms: 1_500,
+            default_language: "en".into(),
+            beam_size: 1,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            initial_prompt: None,
+            word_timestamps: true,
+            no_speech_threshold: 0.6,
+            log_prob_threshold: -1.0,
+            compression_ratio_threshold: 2.4,
+            short_window: false,
+        }
+    }
+}
+
 /// Accepts a list, or a comma-separated string (handy in environment variables).
 fn list_or_csv<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
@@ -294,7 +369,20 @@ where
             .map(|s| serde_json::Value::String(s.to_owned()))
             .collect(),
     };
-    values.into_iter().map(|v| serde_json::from_value(v).map_err(serde::de::Error::custom)).collect()
+    values
+        .into_iter()
+        .map(|value| {
+            serde_json::from_value(value.clone())
+                .or_else(|err| {
+                    // A number written in a comma-separated string (`DRAGOMAN_STT__TEMPERATURES=0,0.2`).
+                    match value.as_str().and_then(|s| s.parse::<f64>().ok()) {
+                        Some(number) => serde_json::from_value(serde_json::json!(number)),
+                        None => Err(err),
+                    }
+                })
+                .map_err(serde::de::Error::custom)
+        })
+        .collect()
 }
 
 /// Configuration could not be loaded or is not valid.
@@ -433,6 +521,16 @@ impl Config {
                 });
             }
         }
+        let stt = &self.stt;
+        if stt.threads == 0 || stt.inference_threads == 0 || stt.max_batch == 0 || stt.beam_size == 0 {
+            return Err(ConfigError::Value {
+                key: "stt.threads",
+                reason: "stt.threads, stt.inference_threads, stt.max_batch and stt.beam_size must be at least 1".into(),
+            });
+        }
+        if stt.temperatures.iter().any(|t| !(0.0..=2.0).contains(t)) {
+            return Err(ConfigError::Value { key: "stt.temperatures", reason: "each must be between 0 and 2".into() });
+        }
         if self.api.tokens.iter().any(Secret::is_empty) {
             return Err(ConfigError::Value { key: "api.tokens", reason: "tokens must not be empty strings".into() });
         }
@@ -547,10 +645,12 @@ mod tests {
 
             jail.set_env("DRAGOMAN_API__LISTEN", "127.0.0.1:9100");
             jail.set_env("DRAGOMAN_API__TOKENS", "t1, t2");
+            jail.set_env("DRAGOMAN_STT__TEMPERATURES", "0, 0.5");
             let config = load_in(jail).expect("env loads");
             assert_eq!(config.api.listen.to_string(), "127.0.0.1:9100");
             assert_eq!(config.bus.namespace, "site-a", "file value kept where env is silent");
             assert_eq!(config.api.tokens.iter().map(Secret::expose).collect::<Vec<_>>(), ["t1", "t2"]);
+            assert_eq!(config.stt.temperatures, [0.0, 0.5]);
             Ok(())
         });
     }

@@ -1,22 +1,20 @@
 //! The STT worker: transcribes final utterances from the durable queue and partial requests.
 //!
-//! Status: only the service skeleton exists (config, bus, shutdown, ops endpoints). Its work
-//! arrives with issue #4; until then `run` consumes nothing, so no message meant for
-//! this service is taken off the bus and lost.
+//! Layout: [`engine`] (the `SpeechEngine` trait), [`ct2`] (CTranslate2 via ct2rs),
+//! [`whisper_cpp`] (whisper.cpp via whisper-rs), [`ggml_convert`] (CTranslate2 folder → ggml),
+//! [`guards`] (hallucination checks), [`pool`] (inference threads, finals first) and
+//! [`service`] (the bus loops).
 
+pub mod ct2;
 pub mod engine;
+pub mod ggml_convert;
+pub mod guards;
+pub mod pool;
+pub mod whisper_cpp;
 
-use std::sync::Arc;
+pub mod service;
 
-use dragoman_bus::Bus;
-use dragoman_runtime::{Config, Shutdown};
+pub use service::run;
 
 /// The service name used in logs, metrics and the CLI.
 pub const SERVICE: &str = "stt-worker";
-
-/// Runs the service until shutdown is triggered.
-pub async fn run(_config: Arc<Config>, _bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
-    tracing::warn!(service = SERVICE, "not implemented yet (issue #4): this process takes no work from the bus");
-    shutdown.triggered().await;
-    Ok(())
-}
