@@ -75,15 +75,38 @@ fn same(a: &[&str], b: &[&str]) -> bool {
     a.iter().zip(b).all(|(x, y)| norm(x) == norm(y))
 }
 
-/// The final cleanup of an accepted result: empty for no speech, loops removed, whitespace
-/// tidied.
+/// Removes what Whisper writes for sounds rather than words: `[Music]`, `(beeping)`, `♪ … ♪`.
+/// Text left with no letter or digit is empty.
+pub fn strip_annotations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut closing: Option<char> = None;
+    for c in text.chars() {
+        match (closing, c) {
+            (Some(end), c) if c == end => closing = None,
+            (Some(_), _) => {}
+            (None, '[') => closing = Some(']'),
+            (None, '(') => closing = Some(')'),
+            (None, '♪' | '♫' | '♬' | '♩') => {}
+            (None, c) => out.push(c),
+        }
+    }
+    if out.chars().any(char::is_alphanumeric) {
+        out.split_whitespace().collect::<Vec<_>>().join(" ")
+    } else {
+        String::new()
+    }
+}
+
+/// The final cleanup of an accepted result: empty for no speech or sound annotations only,
+/// loops removed, whitespace tidied.
 pub fn clean(mut result: Transcription, options: &DecodeOptions) -> Transcription {
-    if is_no_speech(&result, options) {
+    let text = strip_annotations(&result.text);
+    if is_no_speech(&result, options) || text.is_empty() {
         result.text.clear();
         result.words.clear();
         return result;
     }
-    result.text = remove_repeated_phrases(result.text.trim());
+    result.text = remove_repeated_phrases(&text);
     result
 }
 
@@ -121,6 +144,19 @@ mod tests {
         result.no_speech_prob = 0.7; // unsure of it, confident text: keep it
         assert!(!is_no_speech(&result, &options));
         assert_eq!(clean(result, &options).text, "you");
+    }
+
+    #[test]
+    fn sound_annotations_are_not_speech() {
+        assert_eq!(strip_annotations("♪♪♪"), "");
+        assert_eq!(strip_annotations(" [Music] "), "");
+        assert_eq!(strip_annotations("(beeping) ."), "");
+        assert_eq!(strip_annotations("Please hold. [Music] Thank you."), "Please hold. Thank you.");
+        assert_eq!(strip_annotations("Press 1 (one) now"), "Press 1 now");
+        let options = DecodeOptions::default();
+        let music =
+            Transcription { text: "♪♪♪".into(), no_speech_prob: 0.75, avg_log_prob: -0.75, ..Default::default() };
+        assert_eq!(clean(music, &options).text, "");
     }
 
     #[test]

@@ -220,7 +220,10 @@ fn silence_and_a_tone_give_no_text() {
     let silence = vec![0.0f32; 3 * 16_000];
     let tone: Vec<f32> =
         (0..3 * 16_000).map(|i| 0.3 * (2.0 * std::f32::consts::PI * 1_000.0 * i as f32 / 16_000.0).sin()).collect();
-    for (name, samples) in [("silence", &silence), ("tone", &tone)] {
+    let asterisk: Vec<(&str, Vec<f32>)> =
+        ["silence/3", "beep", "ascending-2tone", "descending-2tone"].into_iter().map(|n| (n, audio(n))).collect();
+    let cases = [("silence", &silence), ("tone", &tone)].into_iter().chain(asterisk.iter().map(|(n, a)| (*n, a)));
+    for (name, samples) in cases {
         let raw = fixture().fitted.transcribe(samples, &options).expect("transcribe");
         println!(
             "{name}: no_speech_prob {:.3} avg_log_prob {:.3} text {:?}",
