@@ -225,24 +225,12 @@ struct Settings {
 
 impl Settings {
     fn from_config(media: &MediaConfig) -> anyhow::Result<Self> {
-        let jitter = JitterConfig {
-            sample_rate_hz: CODEC_RATE_HZ,
-            reorder_depth_packets: media.jitter_reorder_packets,
-            ..JitterConfig::default()
-        };
+        // The service's own mapping from config, at the µ-law clock rate.
+        let rtp = dragoman_media_ingest::service::rtp_settings(media)?;
+        let jitter = JitterConfig { sample_rate_hz: CODEC_RATE_HZ, ..rtp.jitter };
         JitterBuffer::new(jitter).context("media.jitter_reorder_packets")?;
-        let endpoint = EndpointConfig {
-            start_threshold: media.vad_start_threshold as f32,
-            stop_threshold: media.vad_stop_threshold as f32,
-            pre_roll_ms: media.pre_roll_ms,
-            end_silence_ms: media.end_silence_ms,
-            min_speech_ms: media.min_speech_ms,
-            max_utterance_ms: media.max_utterance_ms,
-            partial_interval_ms: media.partial_interval_ms,
-            cut_search_ms: EndpointConfig::default().cut_search_ms.min(media.max_utterance_ms.max(1)),
-            ..EndpointConfig::default()
-        };
-        Ok(Self { payloads: PayloadMap::default(), jitter, endpoint })
+        let endpoint = dragoman_media_ingest::service::endpoint_config(media)?;
+        Ok(Self { payloads: rtp.payloads, jitter, endpoint })
     }
 }
 

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::endpoint::EndpointConfig;
-use crate::jitter::JitterConfig;
+use crate::jitter::{JitterBuffer, JitterConfig};
 use crate::leg::{LegInfo, LegSettings, LegSink, unix_ms};
 use crate::rtp::{Codec, PayloadMap};
 use crate::rtp_leg::{self, RtpSettings};
@@ -64,8 +64,9 @@ impl std::fmt::Debug for Ingest {
     }
 }
 
-/// Turns the config into RTP and endpointing settings, failing on values that cannot work.
-pub fn settings(config: &MediaConfig, model: SileroModel) -> anyhow::Result<(Arc<LegSettings>, RtpSettings)> {
+/// The RTP settings from config: payload types (with the configured dynamic ones), jitter
+/// buffer, timeouts. Fails on values that cannot work.
+pub fn rtp_settings(config: &MediaConfig) -> anyhow::Result<RtpSettings> {
     let mut payloads = PayloadMap::default();
     for entry in &config.dynamic_payload_types {
         let (pt, format) = entry
@@ -77,6 +78,18 @@ pub fn settings(config: &MediaConfig, model: SileroModel) -> anyhow::Result<(Arc
             format.trim().parse().map_err(|e| anyhow::anyhow!("media.dynamic_payload_types: {entry:?}: {e}"))?;
         payloads.insert(pt, codec).map_err(|e| anyhow::anyhow!("media.dynamic_payload_types: {e}"))?;
     }
+    let jitter = JitterConfig { reorder_depth_packets: config.jitter_reorder_packets, ..JitterConfig::default() };
+    JitterBuffer::new(jitter).context("media.jitter_reorder_packets")?;
+    Ok(RtpSettings {
+        payloads,
+        jitter,
+        start_timeout: Duration::from_millis(config.start_timeout_ms),
+        stream_timeout: Duration::from_millis(config.stream_timeout_ms),
+    })
+}
+
+/// The endpointing settings from config. Fails on values that cannot work.
+pub fn endpoint_config(config: &MediaConfig) -> anyhow::Result<EndpointConfig> {
     let endpoint = EndpointConfig {
         start_threshold: config.vad_start_threshold as f32,
         stop_threshold: config.vad_stop_threshold as f32,
@@ -89,18 +102,14 @@ pub fn settings(config: &MediaConfig, model: SileroModel) -> anyhow::Result<(Arc
         ..EndpointConfig::default()
     };
     crate::endpoint::Endpointer::new(endpoint.clone(), vad::SAMPLE_RATE_HZ).context("media endpointing settings")?;
-    let jitter = JitterConfig { reorder_depth_packets: config.jitter_reorder_packets, ..JitterConfig::default() };
-    JitterBuffer::new(jitter).context("media.jitter_reorder_packets")?;
-    let rtp = RtpSettings {
-        payloads,
-        jitter,
-        start_timeout: Duration::from_millis(config.start_timeout_ms),
-        stream_timeout: Duration::from_millis(config.stream_timeout_ms),
-    };
-    Ok((Arc::new(LegSettings { model, endpoint, final_queue: config.final_queue }), rtp))
+    Ok(endpoint)
 }
 
-use crate::jitter::JitterBuffer;
+/// Everything a leg needs from config, with the loaded VAD model.
+pub fn settings(config: &MediaConfig, model: SileroModel) -> anyhow::Result<(Arc<LegSettings>, RtpSettings)> {
+    let endpoint = endpoint_config(config)?;
+    Ok((Arc::new(LegSettings { model, endpoint, final_queue: config.final_queue }), rtp_settings(config)?))
+}
 
 impl Ingest {
     /// Builds the service state; loads the VAD model (a missing or corrupt model fails here).
@@ -191,8 +200,6 @@ impl Ingest {
         let this = self.clone();
         self.tracker.spawn(async move {
             let span = tracing::info_span!("leg", call_id = %key.0, leg = %key.1, port);
-            let _enter = span.enter();
-            drop(_enter);
             let sink_for = |rate: u32| {
                 let offset_ms = unix_ms().saturating_sub(call_started_at_ms);
                 LegSink::new(
