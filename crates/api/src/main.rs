@@ -16,11 +16,8 @@ fn main() -> ExitCode {
         eprintln!("dragoman-api: bad configuration: {err}");
         return ExitCode::from(EXIT_BAD_CONFIG);
     }
-    match tokio::runtime::Runtime::new() {
+    match service::async_runtime() {
         Ok(runtime) => runtime.block_on(service::run_process(config, "api", BusKind::Nats, dragoman_api::run)),
-        Err(err) => {
-            eprintln!("dragoman-api: cannot start the async runtime: {err}");
-            ExitCode::FAILURE
-        }
+        Err(code) => code,
     }
 }

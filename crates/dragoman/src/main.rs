@@ -66,12 +66,9 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match service::async_runtime() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("dragoman: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match cli.command {
         Command::Standalone => runtime.block_on(standalone::run(config)),

@@ -162,6 +162,14 @@ where
     result
 }
 
+/// The multi-threaded Tokio runtime every binary runs on, or the exit code after saying why not.
+pub fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|err| {
+        eprintln!("dragoman: cannot start the async runtime: {err}");
+        ExitCode::FAILURE
+    })
+}
+
 /// Command-line arguments every service binary takes.
 #[derive(Debug, clap::Parser)]
 pub struct ServiceArgs {
@@ -182,12 +190,9 @@ where
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match async_runtime() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("dragoman: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(run_process(config, service, BusKind::Nats, run))
 }
