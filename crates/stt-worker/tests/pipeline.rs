@@ -1,7 +1,7 @@
 //! Accuracy on real telephone speech, end to end: Asterisk prompts sent as RTP (ulaw, 8 kHz) to
 //! media ingest, voice-segmented, transcribed by the STT worker on the bus, each final
 //! transcript compared with the prompt's reference text. Word error rate over the set, with the
-//! normalisation documented in `dragoman_test_support::normalise`, must stay under a bound set
+//! normalisation documented in `dragoman_stt_worker::accuracy::normalise`, must stay under a bound set
 //! from measurement. Both engines run the same real tiny.en weights (whisper.cpp's converted
 //! from the CTranslate2 folder by our own converter).
 
@@ -16,12 +16,14 @@ use dragoman_media_ingest::g711;
 use dragoman_media_ingest::rtp::RtpPacket;
 use dragoman_runtime::config::SttEngineKind;
 use dragoman_runtime::{Config, Shutdown};
-use dragoman_test_support::{memory_bus, normalise, prompt, transcripts, within, word_errors};
+use dragoman_stt_worker::accuracy::{self, normalise, word_errors};
+use dragoman_test_support::{memory_bus, prompt, within};
 use futures::StreamExt;
 
 /// Every 9th English prompt (by name) of 1 to 5 s with a reference text.
 fn corpus() -> Vec<(String, Vec<i16>, String)> {
-    let references = transcripts();
+    let references = accuracy::read_transcripts(std::path::Path::new(accuracy::DEFAULT_TRANSCRIPTS))
+        .unwrap_or_else(|err| panic!("{err}"));
     let mut chosen = Vec::new();
     for (i, (name, text)) in references.iter().enumerate() {
         if i % 9 != 0 || name.contains('/') || text.is_empty() {

@@ -56,40 +56,5 @@ pub fn audio(name: &str) -> Vec<f32> {
     out
 }
 
-/// Normalisation for WER: lowercase; `*` and `#` as the words callers hear ("star", "pound");
-/// digits spelled out one by one; hyphens and other punctuation become spaces; apostrophes are
-/// dropped (party's = partys).
-pub fn normalise(text: &str) -> Vec<String> {
-    const DIGITS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
-    let mut spaced = String::new();
-    for c in text.to_lowercase().chars() {
-        match c {
-            '0'..='9' => {
-                spaced.push(' ');
-                spaced.push_str(DIGITS[c as usize - '0' as usize]);
-                spaced.push(' ');
-            }
-            '*' => spaced.push_str(" star "),
-            '#' => spaced.push_str(" pound "),
-            '\'' | '\u{2019}' => {}
-            c if c.is_alphanumeric() => spaced.push(c),
-            _ => spaced.push(' '),
-        }
-    }
-    spaced.split_whitespace().map(str::to_owned).collect()
-}
-
-/// Word-level edit distance (substitutions, insertions, deletions).
-pub fn edits(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut row: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, h) in hypothesis.iter().enumerate() {
-            let substitution = diagonal + usize::from(r != h);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[hypothesis.len()]
-}
+/// The project's one WER normalisation and edit distance (see `dragoman_stt_worker::accuracy`).
+pub use dragoman_stt_worker::accuracy::{normalise, word_errors as edits};
