@@ -35,11 +35,7 @@ pub const MODEL_FILE_NAME: &str = "silero_vad_openvino_16k.onnx";
 /// `$DRAGOMAN_MODEL_DIR/silero-vad/silero_vad_openvino_16k.onnx`, with `DRAGOMAN_MODEL_DIR`
 /// defaulting to `$HOME/.cache/dragoman/models` (where `scripts/fetch-test-models.sh` puts it).
 pub fn default_model_path() -> PathBuf {
-    let model_dir = std::env::var_os("DRAGOMAN_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache").join("dragoman").join("models")
-    });
-    model_dir.join("silero-vad").join(MODEL_FILE_NAME)
+    dragoman_runtime::config::model_dir().join("silero-vad").join(MODEL_FILE_NAME)
 }
 
 /// VAD settings.

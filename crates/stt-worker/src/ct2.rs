@@ -48,8 +48,17 @@ const DEFAULT_PREPROCESSOR_CONFIG: &str = r#"{
 }
 "#;
 
+/// Where the model runs: the GPU in builds with the `cuda` feature (CTranslate2 built with CUDA
+/// and cuDNN), else the CPU. Features are always computed on the CPU; CTranslate2 moves them.
+const MODEL_DEVICE: Device = if cfg!(feature = "cuda") { Device::CUDA } else { Device::CPU };
+
 /// Audio frames per encoder output position: the encoder's second convolution has stride 2.
 const MEL_FRAMES_PER_ENCODER_FRAME: usize = 2;
+
+/// Decode with Whisper's timestamp tokens (no `<|notimestamps|>` in the prompt), as
+/// faster-whisper does by default. Off: measured with the short window over 200 Asterisk
+/// prompts, timestamps raised WER from 6.72 % to 7.80 % at the same speed.
+const TIMESTAMP_TOKENS: bool = false;
 
 /// The decoder's context; the initial prompt gets at most half of it, as in Whisper.
 const MAX_TEXT_CONTEXT: usize = 448;
@@ -66,10 +75,20 @@ pub enum FeatureWindow {
     Fit { step_ms: u32, padding_ms: u32 },
 }
 
-/// The default is the full window: measured on 34 Asterisk prompts with tiny.en, a window
-/// fitted to the utterance (1 s step, 1 s padding) is ~10x faster per decoding step but makes
-/// the decoder loop on the utterance until `max_tokens` in about half the prompts (greedy WER
-/// 9.3 against 0.048), so the fallback then costs far more than the encoder saved.
+impl FeatureWindow {
+    /// The fitted window `stt.short_window` selects: 5 s of padding after the utterance,
+    /// rounded up to whole seconds. Measured with tiny.en, int8, 2 threads and the full-window
+    /// fallback: on 60 Asterisk prompts WER 6.55 % as on the full window (1 s of padding: 45.8 %
+    /// without the fallback; 3 s: 6.80 %); on 200 prompts (`dragoman bench stt --limit 200`)
+    /// 6.72 % against 5.56 %, at a third of the real-time factor (0.166 against 0.444).
+    pub const SHORT: FeatureWindow = FeatureWindow::Fit { step_ms: 1_000, padding_ms: 5_000 };
+}
+
+/// The default is the full window. A fitted window alone does not hold WER with tiny.en: on 40
+/// Asterisk prompts, 1 s of padding gave WER 45.8 % (the decoder loops on the utterance), 3 s
+/// gave 13.0 % against 10.2 % on the full window. So a fitted pass is only ever a first try:
+/// the engine decodes again on the full window whenever it loops or is unsure (see
+/// `transcribe_window`), and `stt.short_window` turns it on.
 impl Default for FeatureWindow {
     fn default() -> Self {
         FeatureWindow::Full
@@ -90,7 +109,7 @@ pub struct Ct2Options {
 
 impl Default for Ct2Options {
     fn default() -> Self {
-        Self { compute_type: "default".into(), threads: 0, window: FeatureWindow::default() }
+        Self { compute_type: "int8".into(), threads: 0, window: FeatureWindow::default() }
     }
 }
 
@@ -172,9 +191,29 @@ impl FeatureConfig {
 struct LogMel {
     config: FeatureConfig,
     window: Vec<f32>,
-    /// `feature_size` rows of `n_fft / 2 + 1` weights.
-    filters: Vec<Vec<f32>>,
+    /// `feature_size` filters over the `n_fft / 2 + 1` power bins, each kept as its non-zero
+    /// span (a triangle covers a few bins, so this is ~40x less work than the dense matrix).
+    filters: Vec<SparseFilter>,
     fft: Arc<dyn Fft<f32>>,
+}
+
+/// One mel filter: `weights` apply to the power bins from `first` on.
+#[derive(Debug, Clone, PartialEq)]
+struct SparseFilter {
+    first: usize,
+    weights: Vec<f32>,
+}
+
+impl SparseFilter {
+    fn new(dense: &[f32]) -> Self {
+        let first = dense.iter().position(|&w| w != 0.0).unwrap_or(0);
+        let last = dense.iter().rposition(|&w| w != 0.0).map_or(first, |i| i + 1);
+        Self { first, weights: dense[first..last].to_vec() }
+    }
+
+    fn apply(&self, power: &[f32]) -> f32 {
+        self.weights.iter().zip(&power[self.first..]).map(|(w, p)| w * p).sum()
+    }
 }
 
 impl fmt::Debug for LogMel {
@@ -188,12 +227,17 @@ impl LogMel {
         let n = config.n_fft;
         let window =
             (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32).collect();
-        let filters = slaney_mel_filters(SAMPLE_RATE_HZ as f64, n, config.feature_size);
+        let filters = slaney_mel_filters(SAMPLE_RATE_HZ as f64, n, config.feature_size)
+            .iter()
+            .map(|f| SparseFilter::new(f))
+            .collect();
         let fft = FftPlanner::new().plan_fft_forward(n);
         Self { config, window, filters, fft }
     }
 
     /// Features of `audio` zero-padded to `frames` frames, row-major `[feature_size, frames]`.
+    /// Frames that hold only zeros (the padding past the audio, digital silence) skip the FFT:
+    /// their log energy is the floor, so the cost follows the audio, not the window.
     fn compute(&self, audio: &[f32], frames: usize) -> Vec<f32> {
         let FeatureConfig { feature_size, hop_length, n_fft, .. } = self.config;
         let bins = n_fft / 2 + 1;
@@ -220,17 +264,28 @@ impl LogMel {
         let mut scratch = vec![Complex32::new(0.0, 0.0); self.fft.get_inplace_scratch_len()];
         let mut power = vec![0.0f32; bins];
         let mut peak = f32::NEG_INFINITY;
+        const SILENT: f32 = -10.0; // log10 of the 1e-10 floor
         for t in 0..frames {
             let start = (t * hop_length) as isize - half as isize;
+            let mut any = false;
             for (i, slot) in buffer.iter_mut().enumerate() {
-                *slot = Complex32::new(reflected(start + i as isize) * self.window[i], 0.0);
+                let x = reflected(start + i as isize) * self.window[i];
+                any |= x != 0.0;
+                *slot = Complex32::new(x, 0.0);
+            }
+            if !any {
+                for m in 0..feature_size {
+                    out[m * frames + t] = SILENT;
+                }
+                peak = peak.max(SILENT);
+                continue;
             }
             self.fft.process_with_scratch(&mut buffer, &mut scratch);
             for (p, c) in power.iter_mut().zip(&buffer) {
                 *p = c.norm_sqr();
             }
-            for (m, row) in self.filters.iter().enumerate() {
-                let energy: f32 = row.iter().zip(&power).map(|(w, p)| w * p).sum();
+            for (m, filter) in self.filters.iter().enumerate() {
+                let energy = filter.apply(&power);
                 let log = energy.max(1e-10).log10();
                 peak = peak.max(log);
                 out[m * frames + t] = log;
@@ -276,6 +331,9 @@ fn slaney_mel_filters(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<Vec<
 /// One decoding of one utterance at one temperature.
 #[derive(Debug, Clone)]
 struct Candidate {
+    /// Every generated token, timestamps included (what `max_length` counts).
+    generated: usize,
+    /// The text tokens: no special or timestamp tokens.
     text_ids: Vec<u32>,
     text: String,
     avg_log_prob: f32,
@@ -335,8 +393,12 @@ impl Ct2Whisper {
             .map_err(|err| model_error(format!("write {PREPROCESSOR_CONFIG_FILE}: {err}")))?;
         let features = FeatureConfig::read(&dir.join(PREPROCESSOR_CONFIG_FILE)).map_err(model_error)?;
 
-        let config =
-            Config { device: Device::CPU, compute_type, num_threads_per_replica: options.threads, ..Config::default() };
+        let config = Config {
+            device: MODEL_DEVICE,
+            compute_type,
+            num_threads_per_replica: options.threads,
+            ..Config::default()
+        };
         let whisper = sys::Whisper::new(dir, config).map_err(|err| model_error(format!("ctranslate2: {err:#}")))?;
         if whisper.n_mels() != features.feature_size {
             return Err(model_error(format!(
@@ -415,7 +477,9 @@ impl Ct2Whisper {
             prompt.extend(tokens[tokens.len().saturating_sub(keep)..].iter().cloned());
         }
         prompt.extend(sot_sequence.iter().cloned());
-        prompt.push(self.special.no_timestamps.clone());
+        if !TIMESTAMP_TOKENS {
+            prompt.push(self.special.no_timestamps.clone());
+        }
         Ok((prompt, sot_sequence))
     }
 
@@ -467,7 +531,14 @@ impl Ct2Whisper {
                 let length = ids.len() as f32;
                 let score = result.scores.first().copied().unwrap_or(f32::NEG_INFINITY);
                 let avg_log_prob = score * length / (length + 1.0);
-                Ok(Candidate { text_ids, text, avg_log_prob, no_speech_prob: result.no_speech_prob, temperature })
+                Ok(Candidate {
+                    generated: ids.len(),
+                    text_ids,
+                    text,
+                    avg_log_prob,
+                    no_speech_prob: result.no_speech_prob,
+                    temperature,
+                })
             })
             .collect()
     }
@@ -582,15 +653,78 @@ impl Ct2Whisper {
             .collect()
     }
 
-    /// Transcribes audio of at most one window (30 s).
-    fn transcribe_window(&self, audio: &[f32], options: &DecodeOptions) -> Result<Transcription, EngineError> {
-        let frames = self.window_frames(audio.len());
+    /// Encodes `audio` padded to `frames` mel frames.
+    fn encode(&self, audio: &[f32], frames: usize) -> Result<StorageView<'static>, EngineError> {
         let mut features = self.mel.compute(audio, frames);
         let shape = [1, self.mel.config.feature_size, frames];
         let features = StorageView::new(&shape, &mut features, Device::CPU)
             .map_err(|err| EngineError::Inference(format!("features: {err:#}")))?;
-        let encoded =
-            self.whisper.encode(&features, false).map_err(|err| EngineError::Inference(format!("encode: {err:#}")))?;
+        self.whisper.encode(&features, false).map_err(|err| EngineError::Inference(format!("encode: {err:#}")))
+    }
+
+    /// Transcribes audio of at most one window (30 s). With a fitted window, one greedy pass on
+    /// it first, kept only when it ends on its own within [`fitted_token_budget`] tokens and
+    /// passes the quality checks; anything else (the decoder looping, unsure text) is decoded
+    /// again on the full window, with the whole temperature fallback.
+    fn transcribe_window(&self, audio: &[f32], options: &DecodeOptions) -> Result<Transcription, EngineError> {
+        let full = self.mel.config.max_frames();
+        let frames = self.window_frames(audio.len());
+        if frames < full {
+            if let Some(result) = self.transcribe_fitted(audio, frames, options)? {
+                metrics::counter!("dragoman_stt_fitted_window_total", "outcome" => "kept").increment(1);
+                return Ok(result);
+            }
+            metrics::counter!("dragoman_stt_fitted_window_total", "outcome" => "full_window").increment(1);
+        }
+        self.transcribe_full(audio, full, options)
+    }
+
+    /// The fitted window's single pass: `None` when it must be decoded on the full window.
+    fn transcribe_fitted(
+        &self,
+        audio: &[f32],
+        frames: usize,
+        options: &DecodeOptions,
+    ) -> Result<Option<Transcription>, EngineError> {
+        let encoded = self.encode(audio, frames)?;
+        let (language, language_probability) =
+            self.languages(&encoded, 1, options)?.into_iter().next().unwrap_or(("en".into(), None));
+        let (prompt, sot_sequence) = self.prompt(&language, options)?;
+        let budget = fitted_token_budget(audio.len()).min(options.max_tokens);
+        let first = DecodeOptions { max_tokens: budget, ..options.clone() };
+        let temperature = options.temperatures.first().copied().unwrap_or(0.0);
+        let candidate = self
+            .generate(&encoded, std::slice::from_ref(&prompt), &first, temperature)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| EngineError::Inference("no result".into()))?;
+        // Cut off at the budget: it did not end on its own, which on a short window means a loop.
+        if candidate.generated >= budget {
+            return Ok(None);
+        }
+        let mut result = self.transcription(&candidate, &language, language_probability);
+        if !guards::acceptable(&result, options) || guards::has_back_to_back_repeat(&result.text, FITTED_REPEAT_WORDS) {
+            return Ok(None);
+        }
+        if options.word_timestamps && !candidate.text_ids.is_empty() {
+            let content_frames = audio.len().div_ceil(self.mel.config.hop_length).min(frames);
+            result.words = self
+                .words(&encoded, &sot_sequence, &[(&candidate, content_frames)])?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+        }
+        Ok(Some(result))
+    }
+
+    /// The full window with the temperature fallback, as Whisper decodes.
+    fn transcribe_full(
+        &self,
+        audio: &[f32],
+        frames: usize,
+        options: &DecodeOptions,
+    ) -> Result<Transcription, EngineError> {
+        let encoded = self.encode(audio, frames)?;
         let (language, language_probability) =
             self.languages(&encoded, 1, options)?.into_iter().next().unwrap_or(("en".into(), None));
         let (prompt, sot_sequence) = self.prompt(&language, options)?;
@@ -636,6 +770,18 @@ impl Ct2Whisper {
             words: Vec::new(),
         }
     }
+}
+
+/// A fitted-window pass that says a phrase of up to this many words twice back to back is
+/// decoded again on the full window: on short windows tiny.en repeats itself (`April April`).
+const FITTED_REPEAT_WORDS: usize = 12;
+
+/// Tokens a fitted-window pass may generate for `samples` of audio: fast speech is about four
+/// words (six tokens) a second, so twice that plus a margin never cuts a real transcript, and a
+/// decoder that loops is stopped early.
+pub fn fitted_token_budget(samples: usize) -> usize {
+    let seconds = samples as f64 / SAMPLE_RATE_HZ as f64;
+    (seconds * 12.0).ceil() as usize + 10
 }
 
 /// The result kept when no temperature passed the checks, or the one that did (the last).
@@ -793,13 +939,21 @@ impl Ct2Whisper {
         // languages differ get their words from the one-by-one path.
         let same_start = sot_sequences.windows(2).all(|w| w[0] == w[1]);
         let temperature = options.temperatures.first().copied().unwrap_or(0.0);
-        let candidates = self.generate(&encoded, &prompts, options, temperature)?;
+        // On a fitted window, the same token budget as one by one: a looping item is cut off
+        // early and decoded again alone (which falls back to the full window).
+        let fitted = frames < self.mel.config.max_frames();
+        let budget = if fitted { fitted_token_budget(longest).min(options.max_tokens) } else { options.max_tokens };
+        let first = DecodeOptions { max_tokens: budget, ..options.clone() };
+        let candidates = self.generate(&encoded, &prompts, &first, temperature)?;
         let mut results: Vec<Option<Transcription>> = candidates
             .iter()
             .zip(&languages)
             .map(|(candidate, (language, probability))| {
                 let result = self.transcription(candidate, language, *probability);
-                guards::acceptable(&result, options).then_some(result)
+                let cut_off = fitted
+                    && (candidate.generated >= budget
+                        || guards::has_back_to_back_repeat(&result.text, FITTED_REPEAT_WORDS));
+                (!cut_off && guards::acceptable(&result, options)).then_some(result)
             })
             .collect();
         if options.word_timestamps {
@@ -836,6 +990,18 @@ mod tests {
         assert!(filters.iter().all(|row| row[0] == 0.0));
         // Whisper's mel_filters.npz for 80 bins: the first filter peaks at bin 1 with ~0.0246.
         assert!((filters[0][1] - 0.0246).abs() < 1e-3, "{}", filters[0][1]);
+    }
+
+    #[test]
+    fn sparse_filters_equal_the_dense_matrix() {
+        let dense = slaney_mel_filters(16_000.0, 400, 80);
+        let power: Vec<f32> = (0..201).map(|k| ((k * 7919) % 101) as f32 / 10.0 + 0.01).collect();
+        for row in &dense {
+            let full: f32 = row.iter().zip(&power).map(|(w, p)| w * p).sum();
+            let sparse = SparseFilter::new(row);
+            assert!(sparse.weights.len() < 40, "{}", sparse.weights.len());
+            assert!((sparse.apply(&power) - full).abs() <= 1e-5 * full.abs().max(1.0), "{full}");
+        }
     }
 
     fn config() -> FeatureConfig {

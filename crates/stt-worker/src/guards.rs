@@ -43,13 +43,14 @@ pub fn is_no_speech(result: &Transcription, options: &DecodeOptions) -> bool {
         || (result.no_speech_prob > options.no_speech_threshold && result.avg_log_prob < options.log_prob_threshold)
 }
 
-/// Collapses a phrase of 1 to 8 words repeated three or more times back to back into one.
+/// Collapses a phrase of 1 to 8 words repeated three or more times back to back into one. The
+/// shortest repeating phrase wins, so `16 16 16 16 16` becomes `16`, not `16 16`.
 pub fn remove_repeated_phrases(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
     let mut out: Vec<&str> = Vec::with_capacity(words.len());
     let mut i = 0;
     'outer: while i < words.len() {
-        for n in (1..=8).rev() {
+        for n in 1..=8 {
             if i + 3 * n > words.len() {
                 continue;
             }
@@ -68,6 +69,16 @@ pub fn remove_repeated_phrases(text: &str) -> String {
         i += 1;
     }
     out.join(" ")
+}
+
+/// Whether some phrase of up to `max_words` words is said twice back to back (`April April`,
+/// `Press 1. Press 1.`). People do repeat themselves, so this is no reason to drop text; the
+/// engines use it to distrust a fitted-window pass, whose failure mode is exactly
+/// this, and to decode on the full window instead.
+pub fn has_back_to_back_repeat(text: &str, max_words: usize) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    (1..=max_words)
+        .any(|n| (0..words.len().saturating_sub(2 * n - 1)).any(|i| same(&words[i..i + n], &words[i + n..i + 2 * n])))
 }
 
 fn same(a: &[&str], b: &[&str]) -> bool {
@@ -126,10 +137,25 @@ mod tests {
     #[test]
     fn loops_collapse_but_ordinary_repetition_stays() {
         assert_eq!(remove_repeated_phrases("thank you thank you thank you thank you"), "thank you");
+        assert_eq!(remove_repeated_phrases("16 16 16 16 16"), "16");
+        assert_eq!(remove_repeated_phrases("16 16 16 16 16 16 16 16 16 16"), "16");
         assert_eq!(remove_repeated_phrases("Hello. Hello. Hello. Is anyone there?"), "Hello. Is anyone there?");
         assert_eq!(remove_repeated_phrases("no no I said no"), "no no I said no");
         assert_eq!(remove_repeated_phrases("press one, press one"), "press one, press one");
         assert_eq!(remove_repeated_phrases(""), "");
+    }
+
+    #[test]
+    fn back_to_back_repeats_are_found_up_to_the_phrase_length() {
+        assert!(has_back_to_back_repeat("April April", 4));
+        assert!(has_back_to_back_repeat("Press 4 for the previous message. Press 4 for the previous message.", 12));
+        assert!(!has_back_to_back_repeat("Press 4 for the previous message. Press 4 for the previous message.", 5));
+        assert!(!has_back_to_back_repeat("press one for sales, press two for support", 12));
+        assert!(!has_back_to_back_repeat("", 12));
+        assert!(!has_back_to_back_repeat("hello", 12));
+        assert!(has_back_to_back_repeat("Please check the number. Please check the number.", 12));
+        assert!(has_back_to_back_repeat("Press 4 for the message. Press 4 for the message. Press 4", 12));
+        assert!(!has_back_to_back_repeat("Please check the number and dial again.", 12));
     }
 
     #[test]

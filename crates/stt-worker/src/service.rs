@@ -26,9 +26,7 @@ const FINAL_ACK_WAIT: Duration = Duration::from_secs(120);
 
 /// The default model location for an engine.
 pub fn default_model_path(engine: SttEngineKind) -> PathBuf {
-    let dir = std::env::var_os(dragoman_runtime::config::MODEL_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".cache/dragoman/models")
-    });
+    let dir = dragoman_runtime::config::model_dir();
     match engine {
         SttEngineKind::Ctranslate2 => dir.join("whisper/tiny.en-ct2"),
         SttEngineKind::WhisperCpp => dir.join("whisper/ggml-tiny.en.bin"),
@@ -42,9 +40,10 @@ pub fn load_engine(config: &SttConfig) -> anyhow::Result<Arc<dyn SpeechEngine>> 
     Ok(match config.engine {
         SttEngineKind::Ctranslate2 => {
             let options = crate::ct2::Ct2Options {
+                compute_type: config.compute_type.clone(),
                 threads: config.threads,
                 window: if config.short_window {
-                    crate::ct2::FeatureWindow::Fit { step_ms: 1_000, padding_ms: 1_000 }
+                    crate::ct2::FeatureWindow::SHORT
                 } else {
                     crate::ct2::FeatureWindow::Full
                 },
@@ -80,8 +79,20 @@ fn options_for(
     engine: &dyn SpeechEngine,
     utterance: &UtteranceAudio,
 ) -> Result<DecodeOptions, String> {
+    decode_options(config, engine, utterance.meta.language.as_deref(), utterance.meta.prompt.as_deref())
+}
+
+/// Decode options from the config, with a request's language (BCP-47 or Whisper code; `None`
+/// takes `stt.default_language`) and initial prompt (`None` takes `stt.initial_prompt`).
+/// Errors name a language the model cannot transcribe or that is no language code.
+pub fn decode_options(
+    config: &SttConfig,
+    engine: &dyn SpeechEngine,
+    language: Option<&str>,
+    prompt: Option<&str>,
+) -> Result<DecodeOptions, String> {
     let wanted =
-        utterance.meta.language.clone().or_else(|| Some(config.default_language.clone()).filter(|l| !l.is_empty()));
+        language.map(str::to_owned).or_else(|| Some(config.default_language.clone()).filter(|l| !l.is_empty()));
     // BCP-47 → Whisper: the primary subtag (`en-US` → `en`).
     let language = wanted.map(|l| l.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase());
     match &language {
@@ -91,14 +102,13 @@ fn options_for(
         Some(l) if l.len() < 2 || l.len() > 3 || !l.chars().all(|c| c.is_ascii_lowercase()) => {
             return Err(format!("{l:?} is not a language code"));
         }
-        None if !engine.multilingual() => {}
         _ => {}
     }
     Ok(DecodeOptions {
         language: if engine.multilingual() { language } else { Some("en".into()) },
         beam_size: config.beam_size,
         temperatures: config.temperatures.iter().map(|&t| t as f32).collect(),
-        initial_prompt: utterance.meta.prompt.clone().or_else(|| config.initial_prompt.clone()),
+        initial_prompt: prompt.map(str::to_owned).or_else(|| config.initial_prompt.clone()),
         word_timestamps: config.word_timestamps,
         log_prob_threshold: config.log_prob_threshold as f32,
         compression_ratio_threshold: config.compression_ratio_threshold as f32,

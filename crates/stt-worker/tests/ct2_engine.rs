@@ -47,8 +47,9 @@ fn default_engine() -> &'static Ct2Whisper {
 
 #[test]
 fn a_fitted_window_is_shorter_than_30_s_and_even() {
-    let fit = engine(FeatureWindow::Fit { step_ms: 1_000, padding_ms: 1_000 });
-    assert_eq!(fit.window_frames(2 * 16_000 + 1), 400);
+    let fit = engine(FeatureWindow::SHORT);
+    // 2 s and a sample, plus 5 s of padding, rounded up to whole seconds: 8 s.
+    assert_eq!(fit.window_frames(2 * 16_000 + 1), 800);
     assert_eq!(fit.window_frames(40 * 16_000), 3_000);
     assert_eq!(default_engine().window_frames(16_000), 3_000);
 }
@@ -89,6 +90,19 @@ fn word_error_rate(engine: &Ct2Whisper, prompts: &[(&str, &str)]) -> f64 {
 fn asterisk_prompts_transcribe_within_the_wer_bound() {
     let wer = word_error_rate(default_engine(), PROMPTS);
     assert!(wer <= MAX_WER, "WER {wer:.3} above {MAX_WER}");
+}
+
+/// WER bound for the short window (a fitted pass, the full window when it loops, repeats
+/// itself or is unsure). Measured 0.089 on these prompts (15 errors in 168 words) against 0.048
+/// on the full window: the fitted pass mishears a few short prompts without looping ("caller"
+/// as "color", "Call-Forward" as "Call for"), which no check catches. Over 200 prompts the gap
+/// is smaller (6.72 % against 5.56 %, `dragoman bench stt --limit 200`).
+const MAX_WER_SHORT: f64 = 0.12;
+
+#[test]
+fn asterisk_prompts_transcribe_within_the_wer_bound_with_the_short_window() {
+    let short = word_error_rate(engine(FeatureWindow::SHORT), PROMPTS);
+    assert!(short <= MAX_WER_SHORT, "short-window WER {short:.3} above {MAX_WER_SHORT}");
 }
 
 #[test]
