@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 #[path = "bench_ingest.rs"]
 mod ingest;
+#[path = "bench_stt.rs"]
+pub mod stt;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Stage {
@@ -23,10 +25,21 @@ pub enum Stage {
     /// Media ingest on one core: RTP packets per second without VAD, legs per core with VAD,
     /// and memory per leg, on real speech with reordering, duplicates and loss.
     Ingest,
+    /// Speech to text: our CTranslate2 and whisper.cpp engines and faster-whisper side by side:
+    /// latency for 1, 3 and 8 s utterances, real-time factor and WER over the Asterisk English
+    /// prompts, memory per model.
+    Stt,
 }
 
-pub async fn run(stage: Stage, config: &Config, json: bool, seconds: u64) -> ExitCode {
+pub async fn run(stage: Stage, config: &Config, json: bool, seconds: u64, stt_options: stt::Options) -> ExitCode {
     let result = match stage {
+        Stage::Stt => {
+            // Inference is CPU-bound and blocking; the engines use `stt.threads` threads each.
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || stt::run(&config, &stt_options))
+                .await
+                .unwrap_or_else(|err| Err(anyhow::anyhow!("stt benchmark panicked: {err}")))
+        }
         Stage::Bus => bench_bus(config, Duration::from_secs(seconds.max(1))).await,
         Stage::Ingest => {
             // CPU-bound and single-threaded by design: one blocking thread, measured alone.

@@ -2,6 +2,7 @@
 //! (`dragoman <service>`), benchmarks (`dragoman bench <stage>`) and config tools.
 
 mod bench;
+mod models;
 mod standalone;
 
 use std::path::PathBuf;
@@ -41,9 +42,26 @@ enum Command {
         /// Print the results as one JSON object on the last line.
         #[arg(long)]
         json: bool,
-        /// How long to measure each case, in seconds.
+        /// How long to measure each case, in seconds (bus, ingest).
         #[arg(long, default_value_t = 3)]
         seconds: u64,
+        /// stt: the engines to compare.
+        #[arg(long, value_delimiter = ',', default_value = "ctranslate2,whisper_cpp,faster_whisper")]
+        engines: Vec<bench::stt::Peer>,
+        /// stt: corpus prompts for RTF and WER, spread over the corpus (default: all 551).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// stt: times each latency prompt is transcribed.
+        #[arg(long, default_value_t = 4)]
+        repeats: usize,
+        /// stt: the Python with faster-whisper (default: the venv scripts/setup-bench-peer.sh makes).
+        #[arg(long)]
+        peer_python: Option<PathBuf>,
+    },
+    /// Speech models: the catalogue, downloads from the Hugging Face hub, checks, conversion.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
     },
     /// Configuration tools.
     Config {
@@ -91,7 +109,11 @@ fn main() -> ExitCode {
         Command::MtWorker => {
             runtime.block_on(service::run_process(config, "mt-worker", BusKind::Nats, dragoman_mt_worker::run))
         }
-        Command::Bench { stage, json, seconds } => runtime.block_on(bench::run(stage, &config, json, seconds)),
+        Command::Bench { stage, json, seconds, engines, limit, repeats, peer_python } => {
+            let stt = bench::stt::Options { engines, limit, repeats, peer_python };
+            runtime.block_on(bench::run(stage, &config, json, seconds, stt))
+        }
+        Command::Models { command } => models::run(command, &config, &runtime),
         Command::Config { command: ConfigCommand::Show } => {
             println!("{}", serde_json::to_string_pretty(&config).unwrap_or_default());
             ExitCode::SUCCESS
