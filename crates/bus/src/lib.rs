@@ -7,6 +7,7 @@
 //! - [`audio`]: utterance audio for STT (codec bytes as payload, metadata in headers).
 //! - [`control`]: request/reply messages (allocate an RTP endpoint, originate, hang up, set language).
 //! - [`wire`]: encoding and decoding; only this crate serializes wire types.
+//! - [`language`]: the one language table (BCP 47 ↔ Whisper, NLLB-200, M2M100, OPUS-MT, Apertium).
 //! - [`Bus`]: publish/subscribe, queue groups, request/reply and durable (JetStream) streams,
 //!   over NATS or in-process with the same semantics (held to one conformance suite).
 //! - [`trace`]: W3C `traceparent` in headers.
@@ -18,6 +19,7 @@ mod client;
 pub mod control;
 pub mod events;
 pub mod headers;
+pub mod language;
 mod memory;
 mod nats;
 pub mod subjects;
@@ -35,6 +37,7 @@ pub use client::{
 };
 pub use events::Event;
 pub use headers::Headers;
+pub use language::{Language, LanguageError};
 pub use subjects::{CallSubjectKind, Subjects};
 pub use wire::DecodeError;
 
