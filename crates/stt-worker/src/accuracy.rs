@@ -85,21 +85,18 @@ const TEN_ORDINALS: [&str; 8] =
 
 /// A number word's value, and whether it is an ordinal.
 fn number_word(word: &str) -> Option<(u64, bool)> {
-    let find = |table: &[&str]| table.iter().position(|w| *w == word).map(|i| i as u64);
-    // The reference texts spell forty "fourty" in places.
-    let word_fixed = if word.starts_with("fourt") && word != "fourth" && !word.starts_with("fourteen") {
-        word.replacen("fourt", "fort", 1)
-    } else {
-        word.to_owned()
+    // The reference texts spell forty "fourty" in places ("fourth" and "fourteen" stay).
+    let word = match word.strip_prefix("fourt") {
+        Some(rest) if rest.starts_with('y') || rest.starts_with("ie") => format!("fort{rest}"),
+        _ => word.to_owned(),
     };
-    let word = word_fixed.as_str();
-    let find_fixed = |table: &[&str]| table.iter().position(|w| *w == word).map(|i| i as u64);
+    let find = |table: &[&str]| table.iter().position(|w| *w == word).map(|i| i as u64);
     find(&UNITS)
         .map(|v| (v, false))
         .or_else(|| find(&UNIT_ORDINALS).map(|v| (v, true)))
-        .or_else(|| find_fixed(&TENS).map(|i| (20 + 10 * i, false)))
-        .or_else(|| find_fixed(&TEN_ORDINALS).map(|i| (20 + 10 * i, true)))
-        .or_else(|| match word {
+        .or_else(|| find(&TENS).map(|i| (20 + 10 * i, false)))
+        .or_else(|| find(&TEN_ORDINALS).map(|i| (20 + 10 * i, true)))
+        .or(match word.as_str() {
             "hundred" => Some((100, false)),
             "hundredth" => Some((100, true)),
             "thousand" => Some((1000, false)),
@@ -143,7 +140,7 @@ fn numbers_to_digits<'a>(words: impl Iterator<Item = &'a str>) -> Vec<String> {
             }
             (Some((t, part, _)), 1000) => (t + part.max(1) * 1000, 0, 1000),
             // "twenty one": a unit after a tens word joins it.
-            (Some((t, part, last)), v) if v < 10 && last >= 20 && last < 100 && last % 10 == 0 => (t, part + v, v),
+            (Some((t, part, last)), v) if v < 10 && (20..100).contains(&last) && last % 10 == 0 => (t, part + v, v),
             // After "hundred"/"thousand", a smaller number adds on.
             (Some((t, part, last)), v) if (last == 100 || last == 1000) && v < 100 => (t, part + v, v),
             // Anything else (`one six`, `twenty thirty`): a new number.
@@ -325,6 +322,8 @@ mod tests {
         assert_eq!(normalise("sixteen"), normalise("16"));
         assert_eq!(normalise("twenty-one"), words("21"));
         assert_eq!(normalise("Fourtieth"), normalise("40th"));
+        assert_eq!(normalise("fourty four"), words("44"));
+        assert_eq!(normalise("fourteenth fourth"), words("14th 4th"));
         assert_eq!(normalise("the first name"), words("the 1st name"));
         assert_eq!(normalise("one hundred and five"), words("100 and 5"));
         assert_eq!(normalise("two hundred twelve"), words("212"));

@@ -47,7 +47,6 @@ pub fn load_engine(config: &SttConfig) -> anyhow::Result<Arc<dyn SpeechEngine>> 
                 } else {
                     crate::ct2::FeatureWindow::Full
                 },
-                ..Default::default()
             };
             Arc::new(
                 crate::ct2::Ct2Whisper::load(&path, &options)
