@@ -9,7 +9,7 @@ Manifest: {"items": [{"id": "hello-world", "file": "/path/x.f32", "repeats": 3},
 where each file holds raw little-endian float32 mono 16 kHz samples in [-1, 1].
 
 Protocol: JSON Lines on stdout, one object per line, flushed per line:
-  {"type": "ready", "model_rss_bytes": .., "load_ms": .., "faster_whisper": "1.2.1",
+  {"type": "ready", "model_rss_bytes": .. (after load and one warm-up), "load_ms": .., "faster_whisper": "1.2.1",
    "ctranslate2": "..", "threads": .., "compute_type": "..", "beam_size": ..}
   {"type": "result", "id": "..", "text": "..", "latencies_ms": [..]}   (one per item)
   {"type": "done"}
@@ -94,7 +94,8 @@ def main():
 
     clips = load_manifest(args.manifest, np)
 
-    # Model memory = RSS growth across construction (libraries and audio are already loaded).
+    # Model memory = RSS growth across construction and one warm-up transcription (libraries and
+    # audio are already loaded), as `dragoman bench stt` measures its own engines.
     rss0 = rss_bytes()
     t0 = time.perf_counter()
     model = WhisperModel(
@@ -121,12 +122,13 @@ def main():
 
     log(f"model loaded in {load_ms:.0f} ms, RSS +{(rss1 - rss0) / 2**20:.1f} MiB; warm-up on {clips[0][0]!r}")
     transcribe(clips[0][1])
-    log(f"RSS after warm-up: +{(rss_bytes() - rss0) / 2**20:.1f} MiB over pre-load")
+    rss2 = rss_bytes()
+    log(f"RSS after warm-up: +{(rss2 - rss0) / 2**20:.1f} MiB over pre-load")
 
     emit(
         {
             "type": "ready",
-            "model_rss_bytes": rss1 - rss0,
+            "model_rss_bytes": rss2 - rss0,
             "load_ms": load_ms,
             "faster_whisper": fw_version,
             "ctranslate2": ctranslate2.__version__,
