@@ -869,13 +869,13 @@ impl ThreadCpu {
 }
 
 #[derive(Debug)]
-struct Memory {
-    rss_bytes: u64,
-    peak_rss_bytes: u64,
+pub(super) struct Memory {
+    pub(super) rss_bytes: u64,
+    pub(super) peak_rss_bytes: u64,
 }
 
 /// Resident and peak resident memory of the process, from `/proc/self/status`.
-fn memory() -> anyhow::Result<Memory> {
+pub(super) fn memory() -> anyhow::Result<Memory> {
     let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
     let field = |name: &str| -> anyhow::Result<u64> {
         let line = status

@@ -122,7 +122,7 @@ pub fn run(config: &Config, options: &Options) -> anyhow::Result<Value> {
         config.stt.threads
     );
     let mut results = serde_json::Map::new();
-    let mut converted: Option<tempdir::Dir> = None;
+    let mut converted: Option<tempfile::TempDir> = None;
     for &engine in &options.engines {
         let outcome = match engine {
             Peer::Ctranslate2 | Peer::WhisperCpp => {
@@ -186,7 +186,7 @@ fn measure_ours(
     config: &Config,
     which: Peer,
     workload: &Workload,
-    converted: &mut Option<tempdir::Dir>,
+    converted: &mut Option<tempfile::TempDir>,
 ) -> anyhow::Result<(Measured, Value)> {
     let mut stt = config.stt.clone();
     let kind = if which == Peer::Ctranslate2 { SttEngineKind::Ctranslate2 } else { SttEngineKind::WhisperCpp };
@@ -201,7 +201,7 @@ fn measure_ours(
             let source = default_model_path(SttEngineKind::Ctranslate2);
             let dir = match converted {
                 Some(dir) => dir,
-                None => converted.insert(tempdir::Dir::new("dragoman-bench-stt")?),
+                None => converted.insert(tempfile::Builder::new().prefix("dragoman-bench-stt").tempdir()?),
             };
             let output = dir.path().join("ggml-tiny.en.bin");
             if !output.exists() {
@@ -212,7 +212,7 @@ fn measure_ours(
             stt.model_path = Some(output);
         }
     }
-    let before = rss_bytes();
+    let before = super::ingest::memory().ok();
     let started = Instant::now();
     let engine = load_engine(&stt)?;
     let options = decode_options(&stt, engine.as_ref(), Some("en"), None).map_err(anyhow::Error::msg)?;
@@ -220,8 +220,8 @@ fn measure_ours(
     // Warm-up: the first call allocates the engine's buffers.
     let warm = &workload.corpus[0];
     engine.transcribe(&warm.samples, &options).map_err(|err| anyhow::anyhow!("warm-up on {}: {err}", warm.id))?;
-    measured.model_rss_bytes = match (before, rss_bytes()) {
-        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+    measured.model_rss_bytes = match (before, super::ingest::memory().ok()) {
+        (Some(before), Some(after)) => Some(after.rss_bytes.saturating_sub(before.rss_bytes)),
         _ => None,
     };
 
@@ -319,7 +319,7 @@ fn measure_faster_whisper(config: &Config, options: &Options, workload: &Workloa
         }
     };
     let script = peer_script()?;
-    let dir = tempdir::Dir::new("dragoman-bench-peer")?;
+    let dir = tempfile::Builder::new().prefix("dragoman-bench-peer").tempdir()?;
     let mut items = Vec::new();
     let mut write = |clip: &Clip, repeats: usize| -> anyhow::Result<()> {
         let path = dir.path().join(format!("{}.f32", items.len()));
@@ -479,37 +479,4 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (value * scale).round() / scale
-}
-
-/// This process's resident memory.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
-}
-
-/// A temporary folder removed when dropped.
-mod tempdir {
-    use std::path::{Path, PathBuf};
-
-    #[derive(Debug)]
-    pub struct Dir(PathBuf);
-
-    impl Dir {
-        pub fn new(prefix: &str) -> std::io::Result<Self> {
-            let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&path)?;
-            Ok(Self(path))
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }

@@ -328,6 +328,15 @@ fn slaney_mel_filters(sample_rate: f64, n_fft: usize, n_mels: usize) -> Vec<Vec<
         .collect()
 }
 
+/// [`Ct2Whisper::encode_one`]'s result.
+struct Encoded {
+    encoded: StorageView<'static>,
+    language: String,
+    language_probability: Option<f32>,
+    prompt: Vec<String>,
+    sot_sequence: Vec<String>,
+}
+
 /// One decoding of one utterance at one temperature.
 #[derive(Debug, Clone)]
 struct Candidate {
@@ -679,6 +688,32 @@ impl Ct2Whisper {
         self.transcribe_full(audio, full, options)
     }
 
+    /// One utterance encoded, its language settled and its prompt built: what every pass on a
+    /// window starts from.
+    fn encode_one(&self, audio: &[f32], frames: usize, options: &DecodeOptions) -> Result<Encoded, EngineError> {
+        let encoded = self.encode(audio, frames)?;
+        let (language, language_probability) =
+            self.languages(&encoded, 1, options)?.into_iter().next().unwrap_or(("en".into(), None));
+        let (prompt, sot_sequence) = self.prompt(&language, options)?;
+        Ok(Encoded { encoded, language, language_probability, prompt, sot_sequence })
+    }
+
+    /// The word timings of one decoded utterance of `samples` samples on a window of `frames`.
+    fn word_timings(
+        &self,
+        encoded: &StorageView<'_>,
+        sot_sequence: &[String],
+        candidate: &Candidate,
+        samples: usize,
+        frames: usize,
+    ) -> Result<Vec<WordTiming>, EngineError> {
+        if candidate.text_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let content_frames = samples.div_ceil(self.mel.config.hop_length).min(frames);
+        Ok(self.words(encoded, sot_sequence, &[(candidate, content_frames)])?.into_iter().next().unwrap_or_default())
+    }
+
     /// The fitted window's single pass: `None` when it must be decoded on the full window.
     fn transcribe_fitted(
         &self,
@@ -686,10 +721,8 @@ impl Ct2Whisper {
         frames: usize,
         options: &DecodeOptions,
     ) -> Result<Option<Transcription>, EngineError> {
-        let encoded = self.encode(audio, frames)?;
-        let (language, language_probability) =
-            self.languages(&encoded, 1, options)?.into_iter().next().unwrap_or(("en".into(), None));
-        let (prompt, sot_sequence) = self.prompt(&language, options)?;
+        let Encoded { encoded, language, language_probability, prompt, sot_sequence } =
+            self.encode_one(audio, frames, options)?;
         let budget = fitted_token_budget(audio.len()).min(options.max_tokens);
         let first = DecodeOptions { max_tokens: budget, ..options.clone() };
         let temperature = options.temperatures.first().copied().unwrap_or(0.0);
@@ -706,13 +739,8 @@ impl Ct2Whisper {
         if !guards::acceptable(&result, options) || guards::has_back_to_back_repeat(&result.text, FITTED_REPEAT_WORDS) {
             return Ok(None);
         }
-        if options.word_timestamps && !candidate.text_ids.is_empty() {
-            let content_frames = audio.len().div_ceil(self.mel.config.hop_length).min(frames);
-            result.words = self
-                .words(&encoded, &sot_sequence, &[(&candidate, content_frames)])?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
+        if options.word_timestamps {
+            result.words = self.word_timings(&encoded, &sot_sequence, &candidate, audio.len(), frames)?;
         }
         Ok(Some(result))
     }
@@ -724,10 +752,8 @@ impl Ct2Whisper {
         frames: usize,
         options: &DecodeOptions,
     ) -> Result<Transcription, EngineError> {
-        let encoded = self.encode(audio, frames)?;
-        let (language, language_probability) =
-            self.languages(&encoded, 1, options)?.into_iter().next().unwrap_or(("en".into(), None));
-        let (prompt, sot_sequence) = self.prompt(&language, options)?;
+        let Encoded { encoded, language, language_probability, prompt, sot_sequence } =
+            self.encode_one(audio, frames, options)?;
 
         let temperatures: &[f32] = if options.temperatures.is_empty() { &[0.0] } else { &options.temperatures };
         let mut tried: Vec<(Candidate, Transcription)> = Vec::new();
@@ -748,13 +774,8 @@ impl Ct2Whisper {
         // as Whisper does.
         let best = pick(tried, options).ok_or_else(|| EngineError::Inference("no result".into()))?;
         let (candidate, mut result) = best;
-        if options.word_timestamps && !candidate.text_ids.is_empty() {
-            let content_frames = audio.len().div_ceil(self.mel.config.hop_length).min(frames);
-            result.words = self
-                .words(&encoded, &sot_sequence, &[(&candidate, content_frames)])?
-                .into_iter()
-                .next()
-                .unwrap_or_default();
+        if options.word_timestamps {
+            result.words = self.word_timings(&encoded, &sot_sequence, &candidate, audio.len(), frames)?;
         }
         Ok(result)
     }
