@@ -77,6 +77,34 @@ PY
 )
 fetch_whisper_ct2
 
+# Small CTranslate2 translation models in the NLLB-200, M2M100 and OPUS-MT layouts, built here by
+# scripts/build_test_mt_models.py with the `ctranslate2` package's model-spec API and SentencePiece
+# models trained on a few sentences (no neural translation weights can be downloaded on our
+# machines). Rebuilt when the script changes. Runs in a subshell so its variables stay its own.
+build_test_mt_models() (
+    ct2_version="4.8.5"
+    sentencepiece_version="0.2.3"
+    numpy_version="2.4.6"
+    out="$model_root/mt-test"
+    script="$(dirname "$0")/build_test_mt_models.py"
+    stamp="$(sha256sum "$script" | cut -d' ' -f1)-$ct2_version-$sentencepiece_version"
+    if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then
+        echo "test translation models already built in $out"
+        return 0
+    fi
+    venv="${MT_BUILD_VENV:-$HOME/.cache/dragoman/mt-build}"
+    py="$venv/bin/python"
+    if ! "$py" -c "import ctranslate2, sentencepiece, numpy" 2>/dev/null \
+        || [ "$("$py" -c 'import ctranslate2; print(ctranslate2.__version__)')" != "$ct2_version" ]; then
+        [ -x "$py" ] || "${PYTHON:-python3}" -m venv "$venv"
+        "$py" -m pip install --quiet --disable-pip-version-check \
+            "ctranslate2==$ct2_version" "sentencepiece==$sentencepiece_version" "numpy==$numpy_version"
+    fi
+    "$py" "$script" "$out"
+    echo "$stamp" > "$out/.stamp"
+)
+build_test_mt_models
+
 if sha_ok "$silero_dir/$SILERO_MODEL" "$SILERO_SHA256" \
     && sha_ok "$silero_dir/$SILERO_REF_MODEL" "$SILERO_REF_SHA256"; then
     echo "silero-vad $SILERO_VERSION already present in $silero_dir"

@@ -17,6 +17,8 @@ pub const DEFAULT_NAMESPACE: &str = "dragoman";
 pub const STT_QUEUE_GROUP: &str = "stt";
 /// Queue group shared by media-ingest instances for endpoint allocation.
 pub const MEDIA_QUEUE_GROUP: &str = "media-ingest";
+/// Queue group shared by translation workers for partial transcripts (`mt.translate_partials`).
+pub const MT_QUEUE_GROUP: &str = "mt";
 /// Queue group shared by ARI gateways for operator commands.
 pub const GATEWAY_QUEUE_GROUP: &str = "ari-gateway";
 

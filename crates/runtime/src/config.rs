@@ -45,6 +45,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub media: MediaConfig,
     pub stt: SttConfig,
+    pub mt: MtConfig,
 }
 
 /// The message bus (NATS with JetStream). `dragoman standalone` ignores this and runs an
@@ -191,6 +192,15 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Requests taking longer are answered 503.
     pub request_timeout_ms: u64,
+    /// Redis that stores call records and transcripts (`redis://[:password@]host:6379[/db]`).
+    /// Unset: they are kept in memory, lost when the API stops, and only one API replica
+    /// should run. Run Redis with `appendonly yes` (and `appendfsync always` to lose nothing
+    /// in a crash): the recorder acknowledges an event once Redis has it.
+    pub redis_url: Option<Secret>,
+    /// How long a call's record, events and transcript are kept after its last event.
+    pub retention_hours: u64,
+    /// Events the recorder stores at once.
+    pub recorder_concurrency: usize,
 }
 
 impl Default for ApiConfig {
@@ -201,6 +211,9 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
+            redis_url: None,
+            retention_hours: 7 * 24,
+            recorder_concurrency: 16,
         }
     }
 }
@@ -360,6 +373,88 @@ impl Default for SttConfig {
             compression_ratio_threshold: 2.4,
             short_window: true,
         }
+    }
+}
+
+/// A translation engine the worker can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MtEngineKind {
+    /// CTranslate2 models (NLLB-200, M2M100, OPUS-MT) listed in `mt.models`.
+    Ctranslate2,
+    /// Apertium pairs installed from Debian (`apertium-eng-spa`, ...).
+    Apertium,
+}
+
+/// The translation worker.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtConfig {
+    /// Engines in order of preference: each pair goes to the first engine that has it.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub engines: Vec<MtEngineKind>,
+    /// CTranslate2 model folders: names under `$DRAGOMAN_MODEL_DIR/mt` (as `dragoman models
+    /// pull` installs them, e.g. `nllb-200-distilled-600M-int8`) or absolute paths. A listed
+    /// model that does not load stops the worker.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub models: Vec<String>,
+    /// CTranslate2 compute type (`int8` on CPU; `int8_float16` or `float16` on GPU).
+    pub compute_type: String,
+    /// Threads each CTranslate2 model uses (0: CTranslate2's default).
+    pub threads: usize,
+    /// 1 = greedy; 2-4 is a little better and slower.
+    pub beam_size: usize,
+    /// Longest sentence, in SentencePiece pieces, given to a neural model at once; longer ones
+    /// are split (never truncated). A translation may run to twice this plus 16 tokens, which
+    /// must stay within the model's positions (512 for OPUS-MT, 1024 for NLLB-200 and M2M100).
+    pub max_source_tokens: usize,
+    /// Where Apertium's installed modes are.
+    pub apertium_modes_dir: PathBuf,
+    /// Translations kept in the least-recently-used cache (IVR prompts repeat all day).
+    pub cache_entries: usize,
+    /// Transcripts handled at once (their sentences are batched together).
+    pub concurrency: usize,
+    /// Texts translated in one engine batch, across calls.
+    pub max_batch: usize,
+    /// How long the first request of a batch waits for others, in ms (0: batch only what is
+    /// already waiting).
+    pub batch_window_ms: u64,
+    /// Also translate partial transcripts, for captions that move as people speak.
+    pub translate_partials: bool,
+    /// Partial transcripts older than this when their turn comes are dropped.
+    pub partial_max_age_ms: u64,
+}
+
+impl Default for MtConfig {
+    fn default() -> Self {
+        Self {
+            engines: vec![MtEngineKind::Ctranslate2, MtEngineKind::Apertium],
+            models: Vec::new(),
+            compute_type: "int8".into(),
+            threads: 0,
+            beam_size: 2,
+            max_source_tokens: 200,
+            apertium_modes_dir: PathBuf::from("/usr/share/apertium/modes"),
+            cache_entries: 10_000,
+            concurrency: 16,
+            max_batch: 16,
+            batch_window_ms: 5,
+            translate_partials: false,
+            partial_max_age_ms: 1_500,
+        }
+    }
+}
+
+impl MtConfig {
+    /// The folders of `models`: names resolve under `$DRAGOMAN_MODEL_DIR/mt`.
+    pub fn model_paths(&self) -> Vec<PathBuf> {
+        self.models
+            .iter()
+            .map(|model| {
+                let path = PathBuf::from(model);
+                if path.is_absolute() { path } else { model_dir().join("mt").join(model) }
+            })
+            .collect()
     }
 }
 
@@ -546,8 +641,34 @@ impl Config {
         if stt.temperatures.iter().any(|t| !(0.0..=2.0).contains(t)) {
             return Err(ConfigError::Value { key: "stt.temperatures", reason: "each must be between 0 and 2".into() });
         }
+        let mt = &self.mt;
+        if mt.engines.is_empty() {
+            return Err(ConfigError::Value { key: "mt.engines", reason: "name at least one engine".into() });
+        }
+        if mt.beam_size == 0 || mt.max_source_tokens < 8 || mt.concurrency == 0 || mt.max_batch == 0 {
+            return Err(ConfigError::Value {
+                key: "mt.beam_size",
+                reason: "mt.beam_size, mt.concurrency and mt.max_batch must be at least 1, mt.max_source_tokens at least 8"
+                    .into(),
+            });
+        }
         if self.api.tokens.iter().any(Secret::is_empty) {
             return Err(ConfigError::Value { key: "api.tokens", reason: "tokens must not be empty strings".into() });
+        }
+        if let Some(url) = &self.api.redis_url
+            && !["redis://", "redis+unix://", "unix://"].iter().any(|scheme| url.expose().starts_with(scheme))
+        {
+            // The URL may hold a password, so it is not echoed.
+            return Err(ConfigError::Value {
+                key: "api.redis_url",
+                reason: "must start with redis://, redis+unix:// or unix:// (TLS is not supported)".into(),
+            });
+        }
+        if self.api.retention_hours == 0 || self.api.recorder_concurrency == 0 {
+            return Err(ConfigError::Value {
+                key: "api.retention_hours",
+                reason: "api.retention_hours and api.recorder_concurrency must be at least 1".into(),
+            });
         }
         Ok(())
     }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use dragoman_bus::audio::{AudioFormat, UtteranceAudio};
 use dragoman_bus::events::{Event, EventMeta, LanguageDetected, Stage, TranscriptProduced, Word};
-use dragoman_bus::{Bus, ConsumerSpec, record_invalid, subjects};
+use dragoman_bus::language::Engine as LanguageNaming;
+use dragoman_bus::{Bus, ConsumerSpec, Language, record_invalid, subjects};
 use dragoman_runtime::config::{SttConfig, SttEngineKind};
 use dragoman_runtime::worker::{HandleError, consume_durable};
 use dragoman_runtime::{Config, Shutdown};
@@ -81,6 +82,25 @@ fn options_for(
     decode_options(config, engine, utterance.meta.language.as_deref(), utterance.meta.prompt.as_deref())
 }
 
+/// Whisper's code for a requested language: through the language table (`nb-NO` → `no`,
+/// `zh-Hans` → `zh`), else the primary subtag as given, for Whisper languages the table does not
+/// carry (the engine refuses codes its model does not know).
+pub fn whisper_language(tag: &str) -> String {
+    match Language::parse(tag) {
+        Ok(language) => language.whisper().to_owned(),
+        Err(_) => tag.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase(),
+    }
+}
+
+/// The code events carry for a language Whisper reports: the table's BCP 47 code (`no` →
+/// `nb`), so the translation worker and the API read the same code for the same language;
+/// Whisper's own code for a language the table does not carry.
+pub fn table_language(whisper: &str) -> String {
+    Language::from_engine_code(LanguageNaming::Whisper, whisper)
+        .map(|language| language.code().to_owned())
+        .unwrap_or_else(|_| whisper.to_owned())
+}
+
 /// Decode options from the config, with a request's language (BCP-47 or Whisper code; `None`
 /// takes `stt.default_language`) and initial prompt (`None` takes `stt.initial_prompt`).
 /// Errors name a language the model cannot transcribe or that is no language code.
@@ -92,8 +112,7 @@ pub fn decode_options(
 ) -> Result<DecodeOptions, String> {
     let wanted =
         language.map(str::to_owned).or_else(|| Some(config.default_language.clone()).filter(|l| !l.is_empty()));
-    // BCP-47 → Whisper: the primary subtag (`en-US` → `en`).
-    let language = wanted.map(|l| l.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase());
+    let language = wanted.as_deref().map(whisper_language);
     match &language {
         Some(l) if !engine.multilingual() && l != "en" => {
             return Err(format!("model {} is English-only; cannot transcribe language {l:?}", engine.model()));
@@ -157,7 +176,7 @@ impl Worker {
             sequence: m.sequence,
             stage,
             text: result.text.clone(),
-            language: if result.language.is_empty() { "en".into() } else { result.language.clone() },
+            language: if result.language.is_empty() { "en".into() } else { table_language(&result.language) },
             confidence: result.avg_log_prob.exp().clamp(0.0, 1.0),
             start_ms: m.start_ms,
             end_ms: m.end_ms,
@@ -209,7 +228,7 @@ impl Worker {
                 let detected = Event::LanguageDetected(LanguageDetected {
                     meta: EventMeta::now(&m.call_id),
                     leg: m.leg.clone(),
-                    language: result.language.clone(),
+                    language: table_language(&result.language),
                     probability,
                 });
                 if let Err(err) = self.bus.publish_event(&detected).await {
@@ -311,4 +330,26 @@ pub async fn run(config: Arc<Config>, bus: Bus, shutdown: Shutdown) -> anyhow::R
         }
     };
     tokio::try_join!(finals, partials).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requested_languages_become_whisper_codes() {
+        assert_eq!(whisper_language("nb-NO"), "no");
+        assert_eq!(whisper_language("en-US"), "en");
+        assert_eq!(whisper_language("zh-Hans"), "zh");
+        assert_eq!(whisper_language("iw"), "he");
+        // Outside the table: passed on for the engine to accept or refuse.
+        assert_eq!(whisper_language("haw"), "haw");
+    }
+
+    #[test]
+    fn reported_languages_become_table_codes() {
+        assert_eq!(table_language("no"), "nb");
+        assert_eq!(table_language("en"), "en");
+        assert_eq!(table_language("haw"), "haw");
+    }
 }
