@@ -1,8 +1,12 @@
 //! `dragoman models` as a user runs it, against a local stand-in for the Hugging Face hub that
 //! serves the real Whisper tiny.en (CTranslate2) files: the hub's revision and paginated tree
 //! APIs, `resolve` URLs, and the redirect to a CDN that the real hub answers for LFS files.
+//! Translation models are pulled the same way from repositories that serve the small CTranslate2
+//! models the test suite builds (NLLB-200, M2M100 and OPUS-MT layouts), then loaded by the MT
+//! worker's loader.
 //!
-//! Needs tiny.en in `$DRAGOMAN_MODEL_DIR/whisper/tiny.en-ct2` (`scripts/fetch-test-models.sh`).
+//! Needs tiny.en in `$DRAGOMAN_MODEL_DIR/whisper/tiny.en-ct2` and the translation models in
+//! `$DRAGOMAN_MODEL_DIR/mt-test/` (`scripts/fetch-test-models.sh` installs both).
 
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::SocketAddr;
@@ -31,11 +35,14 @@ const TREE_PAGE: usize = 3;
 
 // --- the real model ---------------------------------------------------------------------------
 
-fn fixture_dir() -> PathBuf {
-    let root = std::env::var_os("DRAGOMAN_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
+fn fixture_root() -> PathBuf {
+    std::env::var_os("DRAGOMAN_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").expect("HOME or DRAGOMAN_MODEL_DIR")).join(".cache/dragoman/models")
-    });
-    let dir = root.join("whisper/tiny.en-ct2");
+    })
+}
+
+fn fixture_dir() -> PathBuf {
+    let dir = fixture_root().join("whisper/tiny.en-ct2");
     assert!(
         dir.join("model.bin").is_file(),
         "Whisper tiny.en is not in {}: run scripts/fetch-test-models.sh",
@@ -110,9 +117,31 @@ impl HubFile {
     }
 }
 
+/// One repository of the hub, at one commit.
+struct HubRepo {
+    id: String,
+    commit: String,
+    files: Vec<HubFile>,
+}
+
+impl HubRepo {
+    /// tiny.en as `Systran/faster-whisper-tiny.en`, with the files the real repository has
+    /// besides the model's.
+    fn tiny_en() -> HubRepo {
+        let mut files = vec![
+            HubFile::new(".gitattributes", Bytes::from_static(b"*.bin filter=lfs diff=lfs merge=lfs -text\n"), false),
+            HubFile::new("README.md", Bytes::from_static(b"---\nlicense: mit\n---\n"), false),
+        ];
+        for file in real_files() {
+            files.push(HubFile::new(file.name, file.bytes.clone(), LFS_FILES.contains(&file.name)));
+        }
+        HubRepo { id: REPO.into(), commit: COMMIT.into(), files }
+    }
+}
+
 struct HubState {
     base: String,
-    files: Vec<HubFile>,
+    repos: Vec<HubRepo>,
     /// Served in place of the named file's bytes (the listing still has the real checksums).
     corrupt: Option<(String, Bytes)>,
     seen: Mutex<Vec<Seen>>,
@@ -133,19 +162,16 @@ impl FakeHub {
     /// Serves tiny.en as `Systran/faster-whisper-tiny.en`, with `corrupt` (if any) served
     /// with one byte changed.
     fn start(corrupt: Option<&str>) -> FakeHub {
+        let corrupt = corrupt.map(|name| (name.to_owned(), corrupted(&real(name).bytes)));
+        FakeHub::serve(vec![HubRepo::tiny_en()], corrupt)
+    }
+
+    fn serve(repos: Vec<HubRepo>, corrupt: Option<(String, Bytes)>) -> FakeHub {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the hub");
         listener.set_nonblocking(true).expect("non-blocking listener");
         let addr: SocketAddr = listener.local_addr().expect("hub address");
         let base = format!("http://{addr}");
-        let mut files = vec![
-            HubFile::new(".gitattributes", Bytes::from_static(b"*.bin filter=lfs diff=lfs merge=lfs -text\n"), false),
-            HubFile::new("README.md", Bytes::from_static(b"---\nlicense: mit\n---\n"), false),
-        ];
-        for file in real_files() {
-            files.push(HubFile::new(file.name, file.bytes.clone(), LFS_FILES.contains(&file.name)));
-        }
-        let corrupt = corrupt.map(|name| (name.to_owned(), corrupted(&real(name).bytes)));
-        let state = Arc::new(HubState { base: base.clone(), files, corrupt, seen: Mutex::new(Vec::new()) });
+        let state = Arc::new(HubState { base: base.clone(), repos, corrupt, seen: Mutex::new(Vec::new()) });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("hub runtime");
@@ -173,61 +199,60 @@ async fn handle(State(state): State<Arc<HubState>>, uri: Uri, headers: HeaderMap
     state.seen.lock().expect("request log").push(Seen { path_and_query, authorization });
 
     let path = uri.path();
-    let revision_ok = |revision: &str| revision == "main" || revision == COMMIT;
+    let repo = |owner: &str, name: &str| state.repos.iter().find(|repo| repo.id == format!("{owner}/{name}"));
+    let revision_ok = |repo: &HubRepo, revision: &str| revision == "main" || revision == repo.commit;
     if let Some(rest) = path.strip_prefix("/api/models/") {
         let parts: Vec<&str> = rest.splitn(4, '/').collect();
         let [owner, name, kind, revision] = parts[..] else { return not_found("Not found") };
-        if format!("{owner}/{name}") != REPO {
-            return not_found("Repository not found");
-        }
-        if !revision_ok(revision) {
+        let Some(repo) = repo(owner, name) else { return not_found("Repository not found") };
+        if !revision_ok(repo, revision) {
             return not_found(&format!("Invalid rev id: {revision}"));
         }
         return match kind {
             "revision" => {
-                axum::Json(serde_json::json!({ "id": REPO, "sha": COMMIT, "private": false })).into_response()
+                axum::Json(serde_json::json!({ "id": repo.id, "sha": repo.commit, "private": false })).into_response()
             }
-            "tree" => tree_page(&state, revision, uri.query()),
+            "tree" => tree_page(&state, repo, revision, uri.query()),
             _ => not_found("Not found"),
         };
     }
     if let Some(sha) = path.strip_prefix("/cdn/") {
-        let Some(file) = state.files.iter().find(|file| file.lfs && file.sha256 == sha) else {
-            return not_found("no such object");
-        };
-        return serve(&state, file);
+        let found = state
+            .repos
+            .iter()
+            .find_map(|repo| repo.files.iter().find(|file| file.lfs && file.sha256 == sha).map(|file| (repo, file)));
+        let Some((repo, file)) = found else { return not_found("no such object") };
+        return serve(&state, repo, file);
     }
     let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
     if let [owner, name, "resolve", revision, file] = parts[..] {
-        if format!("{owner}/{name}") != REPO {
-            return not_found("Repository not found");
-        }
-        if !revision_ok(revision) {
+        let Some(repo) = repo(owner, name) else { return not_found("Repository not found") };
+        if !revision_ok(repo, revision) {
             return not_found(&format!("Invalid rev id: {revision}"));
         }
-        let Some(file) = state.files.iter().find(|f| f.path == file) else { return not_found("Entry not found") };
+        let Some(file) = repo.files.iter().find(|f| f.path == file) else { return not_found("Entry not found") };
         if file.lfs {
             // Like the real hub: LFS content lives on a CDN.
             let location = format!("{}/cdn/{}", state.base, file.sha256);
             return (
                 StatusCode::FOUND,
-                [(header::LOCATION, location), (header::HeaderName::from_static("x-repo-commit"), COMMIT.into())],
+                [(header::LOCATION, location), (header::HeaderName::from_static("x-repo-commit"), repo.commit.clone())],
             )
                 .into_response();
         }
-        return serve(&state, file);
+        return serve(&state, repo, file);
     }
     not_found("Not found")
 }
 
-fn serve(state: &HubState, file: &HubFile) -> Response {
+fn serve(state: &HubState, repo: &HubRepo, file: &HubFile) -> Response {
     let bytes = match &state.corrupt {
         Some((name, bytes)) if *name == file.path => bytes.clone(),
         _ => file.bytes.clone(),
     };
     Response::builder()
         .header(header::CONTENT_LENGTH, bytes.len())
-        .header("x-repo-commit", COMMIT)
+        .header("x-repo-commit", &repo.commit)
         .body(Body::from(bytes))
         .expect("a response")
 }
@@ -235,9 +260,9 @@ fn serve(state: &HubState, file: &HubFile) -> Response {
 /// One page of `GET /api/models/{repo}/tree/{revision}`, in the hub's shape: git files have
 /// their blob id as `oid`; LFS files have the pointer's blob id there and the content's SHA-256
 /// in `lfs.oid`.
-fn tree_page(state: &HubState, revision: &str, query: Option<&str>) -> Response {
+fn tree_page(state: &HubState, repo: &HubRepo, revision: &str, query: Option<&str>) -> Response {
     let start: usize = query.and_then(|q| q.strip_prefix("cursor=")).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let entries: Vec<serde_json::Value> = state
+    let entries: Vec<serde_json::Value> = repo
         .files
         .iter()
         .skip(start)
@@ -257,9 +282,13 @@ fn tree_page(state: &HubState, revision: &str, query: Option<&str>) -> Response 
         })
         .collect();
     let mut response = axum::Json(entries).into_response();
-    if start + TREE_PAGE < state.files.len() {
-        let next =
-            format!("<{}/api/models/{REPO}/tree/{revision}?cursor={}>; rel=\"next\"", state.base, start + TREE_PAGE);
+    if start + TREE_PAGE < repo.files.len() {
+        let next = format!(
+            "<{}/api/models/{}/tree/{revision}?cursor={}>; rel=\"next\"",
+            state.base,
+            repo.id,
+            start + TREE_PAGE
+        );
         response.headers_mut().insert(header::LINK, next.parse().expect("a Link header"));
     }
     response
@@ -587,4 +616,230 @@ fn convert_makes_a_ggml_file_that_loads_and_list_shows_what_is_installed() {
     assert!(line_starting(others, "whisper/custom-ct2").contains("CTranslate2 model"), "{others}");
     let row: Vec<&str> = line_starting(others, "silero-vad").split_whitespace().collect();
     assert_eq!(row, ["silero-vad", "folder", "1.5", "kB", "-"], "{others}");
+}
+
+// --- translation models -------------------------------------------------------------------------
+
+/// One of the CTranslate2 translation models `scripts/build_test_mt_models.py` builds.
+fn mt_fixture(name: &str) -> PathBuf {
+    let dir = fixture_root().join("mt-test").join(name);
+    assert!(
+        dir.join("model.bin").is_file(),
+        "the test translation model {name} is not in {}: run scripts/fetch-test-models.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// A hub repository serving the files of a fixture model, LFS for the large ones as on the real
+/// hub, beside files the real repositories also have and the MT worker does not read.
+fn mt_repo(id: &str, commit: &str, fixture: &str) -> HubRepo {
+    let dir = mt_fixture(fixture);
+    let mut files = vec![
+        HubFile::new(".gitattributes", Bytes::from_static(b"*.bin filter=lfs diff=lfs merge=lfs -text\n"), false),
+        HubFile::new("README.md", Bytes::from_static(b"---\nlicense: other\n---\n"), false),
+        HubFile::new("tokenizer.json", Bytes::from_static(b"{\"version\": \"1.0\"}"), true),
+        HubFile::new("generation_config.json", Bytes::from_static(b"{}"), false),
+    ];
+    for name in listing(&dir) {
+        let bytes = Bytes::from(std::fs::read(dir.join(&name)).expect("read a fixture file"));
+        let lfs = name == "model.bin" || name.ends_with(".spm") || name.ends_with(".model");
+        files.push(HubFile::new(&name, bytes, lfs));
+    }
+    HubRepo { id: id.into(), commit: commit.into(), files }
+}
+
+const NLLB_600M_REPO: &str = "JustFrederik/nllb-200-distilled-600M-ct2-int8";
+const NLLB_600M_COMMIT: &str = "f84941bd43259bdf2e6e56ab779bc30b481df5a0";
+
+/// The hub as far as these tests need it: the NLLB-200, M2M100 and OPUS-MT repositories of the
+/// catalogue, serving the fixtures of their families; and the NLLB-200 1.3B repository serving
+/// an M2M100 model, as a repository that is not what its name says would.
+fn translation_hub() -> FakeHub {
+    FakeHub::serve(
+        vec![
+            mt_repo(NLLB_600M_REPO, NLLB_600M_COMMIT, "nllb-echo"),
+            mt_repo("jncraton/m2m100_418M-ct2-int8", "7c1b2620a4e58dacecbd8bf89cfd6da7eb9eb7b0", "m2m100-echo"),
+            mt_repo(
+                "gaudi/opus-mt-en-es-ctranslate2",
+                "e705cd3cb5836fcae1d0697565c172f0251e8569",
+                "opus-mt-en-es-echo",
+            ),
+            mt_repo(
+                "JustFrederik/nllb-200-distilled-1.3B-ct2-int8",
+                "934060f3dbc3517707faf26e11fda79350f99b14",
+                "m2m100-echo",
+            ),
+        ],
+        None,
+    )
+}
+
+#[test]
+fn translation_models_are_pulled_into_mt_and_loaded_by_the_mt_worker() {
+    let hub = translation_hub();
+    let model_dir = tempfile::tempdir().expect("a scratch model directory");
+    let pull_mt = |name: &str| run(dragoman(model_dir.path()).args(["models", "pull", name, "--endpoint", &hub.url]));
+
+    let (code, stdout, stderr) = pull_mt("nllb-200-distilled-600M-int8");
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let nllb = model_dir.path().join("mt/nllb-200-distilled-600M-int8");
+    assert!(stdout.contains(&format!("nllb-200-distilled-600M-int8 pulled into {}", nllb.display())), "{stdout}");
+    assert!(stdout.contains("to use it: mt.models = [\"nllb-200-distilled-600M-int8\"]"), "{stdout}");
+    assert!(stdout.contains("licence: CC-BY-NC-4.0, NON-COMMERCIAL use only"), "{stdout}");
+    // What the MT worker loads, and the manifest; not the HF tokenizer, README or configs.
+    let fixture = mt_fixture("nllb-echo");
+    let model_files = listing(&fixture);
+    assert_eq!(model_files, ["config.json", "model.bin", "sentencepiece.bpe.model", "shared_vocabulary.json"]);
+    let mut expected = model_files.clone();
+    expected.push("dragoman-model.json".into());
+    expected.sort();
+    assert_eq!(listing(&nllb), expected);
+    for name in &model_files {
+        assert!(stderr.contains(&format!("{name}: downloaded")), "{stderr}");
+        assert!(
+            std::fs::read(nllb.join(name)).expect("an installed file")
+                == std::fs::read(fixture.join(name)).expect("a fixture file"),
+            "{name} differs from the hub's"
+        );
+    }
+    let seen = hub.seen();
+    assert!(seen.iter().all(|s| !s.path_and_query.ends_with("/tokenizer.json")), "{seen:?}");
+    assert!(seen.iter().any(
+        |s| s.path_and_query == format!("/api/models/{NLLB_600M_REPO}/tree/{NLLB_600M_COMMIT}?cursor={TREE_PAGE}")
+    ));
+    let recorded = manifest(&nllb.join("dragoman-model.json"));
+    assert_eq!(recorded["name"], "nllb-200-distilled-600M-int8");
+    assert_eq!(recorded["engine"], "ctranslate2");
+    assert_eq!(recorded["family"], "nllb");
+    assert_eq!(recorded["licence"], "CC-BY-NC-4.0");
+    assert_eq!(recorded["repo"], NLLB_600M_REPO);
+    assert_eq!(recorded["commit"], NLLB_600M_COMMIT);
+    assert_eq!(recorded["files"].as_array().map(Vec::len), Some(model_files.len()), "{recorded}");
+
+    for name in ["opus-mt-en-es", "m2m100-418M-int8"] {
+        let (code, stdout, stderr) = pull_mt(name);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+    }
+    let opus = model_dir.path().join("mt/opus-mt-en-es");
+    assert_eq!(
+        listing(&opus),
+        [
+            "config.json",
+            "dragoman-model.json",
+            "model.bin",
+            "source.spm",
+            "source_vocabulary.json",
+            "target.spm",
+            "target_vocabulary.json"
+        ]
+    );
+    assert_eq!(manifest(&opus.join("dragoman-model.json"))["licence"], "CC-BY-4.0");
+
+    // Every installed model through the MT worker's own loader: family and languages.
+    let (code, stdout, stderr) = run(dragoman(model_dir.path()).args(["models", "verify"]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("OK      nllb-200-distilled-600M-int8 ({})", nllb.display())), "{stdout}");
+    assert!(stdout.contains("4 file(s) match dragoman-model.json"), "{stdout}");
+    assert!(
+        stdout.contains("CTranslate2 loads it (NLLB-200, any pair of 7 languages: de, en, es, fr, pt, ru, zh)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("CTranslate2 loads it (M2M100, any pair of 7 languages: de, en, es, fr, pt, ru, zh)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("OK      opus-mt-en-es ({})", opus.display())), "{stdout}");
+    assert!(stdout.contains("CTranslate2 loads it (OPUS-MT, en → es)"), "{stdout}");
+    assert!(manifest(&opus.join("dragoman-model.json"))["verified_at"].is_string());
+
+    // list: the translation catalogue with what is installed; the MT worker's configured models.
+    let (code, list, stderr) = run(dragoman(model_dir.path())
+        .args(["models", "list"])
+        .env("DRAGOMAN_MT__MODELS", "nllb-200-distilled-600M-int8,opus-mt-de-en"));
+    assert_eq!(code, 0, "{list}\n{stderr}");
+    assert!(
+        list.contains("The MT worker loads (mt.models): nllb-200-distilled-600M-int8, opus-mt-de-en: NOT INSTALLED"),
+        "{list}"
+    );
+    let row = line_starting(&list, "nllb-200-distilled-600M-int8");
+    for part in ["NLLB-200", "CC-BY-NC-4.0", NLLB_600M_REPO, ", pulled ", ", verified "] {
+        assert!(row.contains(part), "{part} not in {row}");
+    }
+    assert!(line_starting(&list, "opus-mt-en-es").contains("gaudi/opus-mt-en-es-ctranslate2"));
+    assert!(line_starting(&list, "opus-mt-fr-en").trim_end().ends_with(" -"), "not installed");
+    assert!(list.contains("NON-COMMERCIAL use only"), "{list}");
+    assert!(line_starting(&list, "tiny.en-ct2").contains("Systran/faster-whisper-tiny.en"), "Whisper is listed still");
+
+    // verify with that config: a model the MT worker would not find fails it.
+    let (code, stdout, _) = run(dragoman(model_dir.path())
+        .args(["models", "verify"])
+        .env("DRAGOMAN_MT__MODELS", "nllb-200-distilled-600M-int8,opus-mt-de-en"));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("FAILED  opus-mt-de-en"), "{stdout}");
+    assert!(stdout.contains("named in mt.models but not installed; `dragoman models pull opus-mt-de-en`"), "{stdout}");
+
+    // A repository whose files are another family than its catalogue entry: pulled (the files
+    // are all there), then refused by verify.
+    let (code, stdout, stderr) = pull_mt("nllb-200-distilled-1.3B-int8");
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let (code, stdout, _) = run(dragoman(model_dir.path()).args(["models", "verify", "nllb-200-distilled-1.3B-int8"]));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("FAILED  nllb-200-distilled-1.3B-int8"), "{stdout}");
+    assert!(stdout.contains("CTranslate2 loads it as M2M100, but it should be NLLB-200"), "{stdout}");
+}
+
+#[test]
+fn translation_models_of_ones_own_are_listed_and_verified_and_broken_ones_say_why() {
+    let model_dir = tempfile::tempdir().expect("a scratch model directory");
+    let mt = model_dir.path().join("mt");
+    let copy_fixture = |fixture: &str, to: &str| {
+        let from = mt_fixture(fixture);
+        std::fs::create_dir_all(mt.join(to)).expect("create a model folder");
+        for name in listing(&from) {
+            std::fs::copy(from.join(&name), mt.join(to).join(&name)).expect("copy a model file");
+        }
+    };
+    // A user's own conversions (no manifest), one of them OPUS-MT named after its pair.
+    copy_fixture("m2m100-echo", "my-m2m100");
+    copy_fixture("opus-mt-en-es-echo", "opus-mt-en-es-echo");
+    // A folder that lost its SentencePiece model and vocabulary.
+    copy_fixture("nllb-echo", "broken");
+    for name in ["sentencepiece.bpe.model", "shared_vocabulary.json"] {
+        std::fs::remove_file(mt.join("broken").join(name)).expect("remove a file");
+    }
+
+    let (code, list, stderr) = run(dragoman(model_dir.path()).args(["models", "list"]));
+    assert_eq!(code, 0, "{list}\n{stderr}");
+    assert!(list.contains("The MT worker loads no CTranslate2 model (mt.models is empty)"), "{list}");
+    let others = list.split("not in the catalogue:").nth(1).unwrap_or_else(|| panic!("{list}"));
+    let row = line_starting(others, "mt/my-m2m100");
+    assert!(row.contains("M2M100 translation model") && row.contains("no manifest"), "{row}");
+    assert!(line_starting(others, "mt/opus-mt-en-es-echo").contains("OPUS-MT translation model"), "{others}");
+    let row = line_starting(others, "mt/broken");
+    assert!(row.contains(" folder ") && row.contains("not a translation model: no SentencePiece model"), "{row}");
+
+    let (code, stdout, stderr) = run(dragoman(model_dir.path()).args(["models", "verify"]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("OK      my-m2m100 ({})", mt.join("my-m2m100").display())), "{stdout}");
+    assert!(stdout.contains("no dragoman-model.json, so no checksums; the files it needs are there"), "{stdout}");
+    assert!(stdout.contains("CTranslate2 loads it (M2M100, any pair of 7 languages"), "{stdout}");
+    assert!(stdout.contains("CTranslate2 loads it (OPUS-MT, en → es)"), "{stdout}");
+    assert!(!stdout.contains("broken"), "not a model, so not verified: {stdout}");
+
+    // Named, the broken folder says what it lacks; an OPUS-MT folder not named after its pair
+    // is refused by the loader, which reads the pair from the name.
+    let (code, _, stderr) = run(dragoman(model_dir.path()).args(["models", "verify", "broken"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("is not a translation model the MT worker can load: no SentencePiece model"), "{stderr}");
+    std::fs::rename(mt.join("opus-mt-en-es-echo"), mt.join("my-opus")).expect("rename a model folder");
+    let (code, stdout, _) = run(dragoman(model_dir.path()).args(["models", "verify", "my-opus"]));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("FAILED  my-opus"), "{stdout}");
+    assert!(stdout.contains("an OPUS-MT folder is named after its pair"), "{stdout}");
+
+    // An OPUS-MT pair the catalogue does not have: how to convert it.
+    let (code, _, stderr) = run(dragoman(model_dir.path()).args(["models", "pull", "opus-mt-en-it"]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("ct2-transformers-converter --model Helsinki-NLP/opus-mt-SRC-TGT"), "{stderr}");
 }

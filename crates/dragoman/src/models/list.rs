@@ -1,19 +1,21 @@
-//! `dragoman models list`: the catalogue, what of it is installed and in what state, and what
-//! else the model directory holds.
+//! `dragoman models list`: the catalogue (Whisper, then translation models), what of it is
+//! installed and in what state, and what else the model directory holds.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use dragoman_runtime::config::{MODEL_DIR_ENV, SttConfig};
+use dragoman_runtime::Config;
+use dragoman_runtime::config::MODEL_DIR_ENV;
 
-use super::catalogue::{CATALOGUE, CT2_FILE_PATTERNS};
-use super::local::{LocalModel, disk_bytes, scan};
+use super::catalogue::{CATALOGUE, CT2_FILE_PATTERNS, Entry, MT_FILE_PATTERNS, ModelKind};
+use super::human_bytes;
+use super::local::{LocalModel, Scan, disk_bytes, scan};
 use super::manifest::Manifest;
-use super::{engine_label, human_bytes};
 
 /// The report `list` prints.
-pub fn list(model_dir: &Path, stt: &SttConfig) -> anyhow::Result<String> {
+pub fn list(model_dir: &Path, config: &Config) -> anyhow::Result<String> {
+    let stt = &config.stt;
     let scan = scan(model_dir).with_context(|| format!("read the model directory {}", model_dir.display()))?;
     let mut out = String::new();
     let dir_source = if std::env::var_os(MODEL_DIR_ENV).is_some() {
@@ -31,31 +33,40 @@ pub fn list(model_dir: &Path, stt: &SttConfig) -> anyhow::Result<String> {
         out,
         "The STT worker loads {} with {} ({}){}",
         worker_path.display(),
-        engine_label(stt.engine),
+        ModelKind::Speech(stt.engine).label(),
         if stt.model_path.is_some() { "stt.model_path" } else { "the default for stt.engine" },
         if worker_path.exists() { "" } else { ": NOT INSTALLED" }
     );
 
+    let mt_paths = config.mt.model_paths();
+    if mt_paths.is_empty() {
+        let _ = writeln!(out, "The MT worker loads no CTranslate2 model (mt.models is empty)");
+    } else {
+        let models: Vec<String> = mt_paths
+            .iter()
+            .map(|path| {
+                let shown = path.strip_prefix(model_dir.join(super::catalogue::MT_SUBDIR)).unwrap_or(path);
+                let missing = if path.exists() { "" } else { ": NOT INSTALLED" };
+                format!("{}{missing}", shown.display())
+            })
+            .collect();
+        let _ = writeln!(out, "The MT worker loads (mt.models): {}", models.join(", "));
+    }
+
     let _ = writeln!(out, "\nCatalogue (Hugging Face hub; `dragoman models pull NAME`):");
     let mut rows = vec![["NAME", "ENGINE", "SIZE", "LICENCE", "REPOSITORY", "INSTALLED"].map(String::from)];
-    for entry in CATALOGUE {
-        let installed = scan
-            .models
-            .iter()
-            .find(|model| model.entry == Some(entry))
-            .map(installed_state)
-            .unwrap_or_else(|| "-".into());
+    for entry in CATALOGUE.iter().filter(|entry| matches!(entry.kind, ModelKind::Speech(_))) {
         let repo = match entry.file {
             Some(file) => format!("{}:{file}", entry.repo),
             None => entry.repo.to_owned(),
         };
         rows.push([
             entry.name.to_owned(),
-            engine_label(entry.engine).to_owned(),
+            entry.kind.label().to_owned(),
             approx_bytes(entry.approx_bytes),
             entry.licence.to_owned(),
             repo,
-            installed,
+            installed(&scan, entry),
         ]);
     }
     table(&mut out, &rows);
@@ -64,6 +75,28 @@ pub fn list(model_dir: &Path, stt: &SttConfig) -> anyhow::Result<String> {
         "CTranslate2 models take {} from their repository; ggml models take the one file named.\n\
          Licences: the Whisper weights are OpenAI's, released under MIT; the conversions keep it.",
         CT2_FILE_PATTERNS.join(", ")
+    );
+
+    let _ =
+        writeln!(out, "\nTranslation models (CTranslate2, for the MT worker: pull NAME, then add NAME to mt.models):");
+    let mut rows = vec![["NAME", "FAMILY", "SIZE", "LICENCE", "REPOSITORY", "INSTALLED"].map(String::from)];
+    for entry in CATALOGUE.iter().filter(|entry| matches!(entry.kind, ModelKind::Translation(_))) {
+        rows.push([
+            entry.name.to_owned(),
+            entry.kind.label().to_owned(),
+            approx_bytes(entry.approx_bytes),
+            entry.licence.to_owned(),
+            entry.repo.to_owned(),
+            installed(&scan, entry),
+        ]);
+    }
+    table(&mut out, &rows);
+    let _ = writeln!(
+        out,
+        "They take {} from their repository.\n\
+         Licences: NLLB-200 weights are CC-BY-NC-4.0, NON-COMMERCIAL use only; M2M100 is MIT; OPUS-MT is\n\
+         CC-BY-4.0 (credit Helsinki-NLP). docs/TRANSLATION.md says which to pick, and how to convert others.",
+        MT_FILE_PATTERNS.join(", ")
     );
 
     let unknown: Vec<&LocalModel> = scan.models.iter().filter(|model| model.entry.is_none()).collect();
@@ -76,23 +109,32 @@ pub fn list(model_dir: &Path, stt: &SttConfig) -> anyhow::Result<String> {
     for model in unknown {
         rows.push([
             model.path.strip_prefix(model_dir).unwrap_or(&model.path).display().to_string(),
-            format!("{} model", engine_label(model.engine)),
+            match model.kind {
+                ModelKind::Speech(_) => format!("{} model", model.kind.label()),
+                ModelKind::Translation(_) => format!("{} translation model", model.kind.label()),
+            },
             human_bytes(disk_bytes(&model.path)),
             installed_state(model),
         ]);
     }
     for other in &scan.others {
-        rows.push([other.path.display().to_string(), other.kind.clone(), human_bytes(other.bytes), "-".into()]);
+        let state = other.problem.clone().unwrap_or_else(|| "-".into());
+        rows.push([other.path.display().to_string(), other.kind.clone(), human_bytes(other.bytes), state]);
     }
     table(&mut out, &rows);
     Ok(out)
+}
+
+/// The INSTALLED column of a catalogue entry.
+fn installed(scan: &Scan, entry: &Entry) -> String {
+    scan.models.iter().find(|model| model.entry == Some(entry)).map(installed_state).unwrap_or_else(|| "-".into())
 }
 
 /// Size on disk, and whether the model is known to be intact: verified (checksums and a load)
 /// and unchanged since, pulled but never verified, changed since, or without a manifest.
 fn installed_state(model: &LocalModel) -> String {
     let size = human_bytes(disk_bytes(&model.path));
-    let manifest = match Manifest::read(&model.path, model.engine) {
+    let manifest = match Manifest::read(&model.path, model.kind) {
         Ok(Some(manifest)) => manifest,
         Ok(None) => return format!("{size}, no manifest (verify loads it)"),
         Err(err) => return format!("{size}, unreadable manifest: {err:#}"),

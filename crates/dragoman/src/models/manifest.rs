@@ -1,8 +1,9 @@
 //! `dragoman-model.json`: what was installed (where from, every file's size and SHA-256), so
 //! `verify` can tell an intact model from a damaged one long after the download.
 //!
-//! A CTranslate2 folder keeps it inside (`tiny.en-ct2/dragoman-model.json`); a ggml file beside
-//! itself (`ggml-tiny.en.bin.dragoman-model.json`).
+//! A model folder keeps it inside (`tiny.en-ct2/dragoman-model.json`,
+//! `mt/opus-mt-en-es/dragoman-model.json`); a ggml file beside itself
+//! (`ggml-tiny.en.bin.dragoman-model.json`).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -13,6 +14,8 @@ use chrono::{DateTime, Utc};
 use dragoman_runtime::config::SttEngineKind;
 use serde::{Deserialize, Serialize};
 use sha1::Sha1;
+
+use super::catalogue::{ModelKind, TranslationFamily};
 use sha2::{Digest, Sha256};
 
 /// The manifest's file name inside a model folder.
@@ -26,7 +29,12 @@ pub const MANIFEST_SUFFIX: &str = ".dragoman-model.json";
 pub struct Manifest {
     /// The catalogue name, or the folder or file name for a model outside it.
     pub name: String,
+    /// The runtime that loads the files: `ctranslate2` (Whisper folders and translation models)
+    /// or `whisper_cpp`.
     pub engine: SttEngineKind,
+    /// Set for a translation model (the MT worker's), absent for Whisper.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<TranslationFamily>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub licence: Option<String>,
     /// The hub repository the files came from (for a converted model: its source's).
@@ -61,41 +69,63 @@ pub struct ManifestFile {
     pub sha256: String,
 }
 
-/// Where the manifest of the model at `model_path` (a CTranslate2 folder or a ggml file) is.
-pub fn manifest_path(model_path: &Path, engine: SttEngineKind) -> PathBuf {
-    match engine {
-        SttEngineKind::Ctranslate2 => model_path.join(MANIFEST_FILE),
-        SttEngineKind::WhisperCpp => {
-            let mut name = model_path.as_os_str().to_owned();
-            name.push(MANIFEST_SUFFIX);
-            PathBuf::from(name)
-        }
+/// Where the manifest of the model at `model_path` (a folder or a ggml file) is.
+pub fn manifest_path(model_path: &Path, kind: ModelKind) -> PathBuf {
+    if kind.is_file() {
+        let mut name = model_path.as_os_str().to_owned();
+        name.push(MANIFEST_SUFFIX);
+        PathBuf::from(name)
+    } else {
+        model_path.join(MANIFEST_FILE)
     }
 }
 
 /// The folder a manifest's file paths are relative to.
-pub fn files_root(model_path: &Path, engine: SttEngineKind) -> &Path {
-    match engine {
-        SttEngineKind::Ctranslate2 => model_path,
-        SttEngineKind::WhisperCpp => model_path.parent().unwrap_or(Path::new(".")),
+pub fn files_root(model_path: &Path, kind: ModelKind) -> &Path {
+    if kind.is_file() { model_path.parent().unwrap_or(Path::new(".")) } else { model_path }
+}
+
+impl ModelKind {
+    /// `engine` as a manifest records it.
+    pub fn engine(self) -> SttEngineKind {
+        match self {
+            ModelKind::Speech(engine) => engine,
+            ModelKind::Translation(_) => SttEngineKind::Ctranslate2,
+        }
+    }
+
+    /// `family` as a manifest records it.
+    pub fn family(self) -> Option<TranslationFamily> {
+        match self {
+            ModelKind::Speech(_) => None,
+            ModelKind::Translation(family) => Some(family),
+        }
     }
 }
 
 impl Manifest {
+    /// What kind of model the manifest describes.
+    pub fn kind(&self) -> ModelKind {
+        match self.family {
+            Some(family) => ModelKind::Translation(family),
+            None => ModelKind::Speech(self.engine),
+        }
+    }
+
     /// Reads the manifest of the model at `model_path`; `None` when it has none.
-    pub fn read(model_path: &Path, engine: SttEngineKind) -> anyhow::Result<Option<Manifest>> {
-        let path = manifest_path(model_path, engine);
+    pub fn read(model_path: &Path, kind: ModelKind) -> anyhow::Result<Option<Manifest>> {
+        let path = manifest_path(model_path, kind);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(err).with_context(|| format!("read {}", path.display())),
         };
         let manifest: Manifest = serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
-        if manifest.engine != engine {
+        if !manifest.kind().same_format(kind) {
             anyhow::bail!(
                 "{} describes a {} model, but {} is not one",
                 path.display(),
-                super::engine_label(manifest.engine),
+                manifest.kind().label(),
                 model_path.display()
             );
         }
@@ -105,7 +135,7 @@ impl Manifest {
     /// Writes the manifest for the model at `model_path`, through a temporary file and a rename
     /// so a reader never sees half of it.
     pub fn write(&self, model_path: &Path) -> anyhow::Result<PathBuf> {
-        let path = manifest_path(model_path, self.engine);
+        let path = manifest_path(model_path, self.kind());
         let mut tmp_name = path.as_os_str().to_owned();
         tmp_name.push(format!(".{}.tmp", std::process::id()));
         let tmp = PathBuf::from(tmp_name);
@@ -119,7 +149,7 @@ impl Manifest {
     /// Checks every file against the manifest (present, same size, same SHA-256); returns one
     /// line per problem, naming the file, what the manifest says and what is on disk.
     pub fn check_files(&self, model_path: &Path) -> Vec<String> {
-        let root = files_root(model_path, self.engine);
+        let root = files_root(model_path, self.kind());
         let mut problems = Vec::new();
         for file in &self.files {
             let path = root.join(&file.path);
@@ -154,7 +184,7 @@ impl Manifest {
 
     /// Whether every file is there with its recorded size (cheap; no hashing).
     pub fn sizes_match(&self, model_path: &Path) -> bool {
-        let root = files_root(model_path, self.engine);
+        let root = files_root(model_path, self.kind());
         self.files.iter().all(|file| std::fs::metadata(root.join(&file.path)).is_ok_and(|meta| meta.len() == file.size))
     }
 }
@@ -240,6 +270,7 @@ mod tests {
         let manifest = Manifest {
             name: "tiny.en-ct2".into(),
             engine: SttEngineKind::Ctranslate2,
+            family: None,
             licence: Some("MIT".into()),
             repo: Some("Systran/faster-whisper-tiny.en".into()),
             revision: Some("main".into()),
@@ -253,17 +284,47 @@ mod tests {
         };
         let json = serde_json::to_value(&manifest).expect("encode");
         assert_eq!(json["engine"], "ctranslate2");
-        assert!(json.get("commit").is_none(), "{json}");
+        assert!(json.get("commit").is_none() && json.get("family").is_none(), "{json}");
         let mut extended = json.clone();
         extended["added_later"] = serde_json::json!(true);
         assert_eq!(serde_json::from_value::<Manifest>(extended).expect("decode"), manifest);
     }
 
     #[test]
+    fn a_translation_manifest_records_its_family() {
+        let kind = ModelKind::Translation(TranslationFamily::Nllb);
+        let manifest = Manifest {
+            name: "nllb-200-distilled-600M-int8".into(),
+            engine: kind.engine(),
+            family: kind.family(),
+            licence: Some("CC-BY-NC-4.0".into()),
+            repo: None,
+            revision: None,
+            commit: None,
+            endpoint: None,
+            pulled_at: None,
+            converted_from: None,
+            converted_at: None,
+            verified_at: None,
+            files: Vec::new(),
+        };
+        let json = serde_json::to_value(&manifest).expect("encode");
+        assert_eq!((&json["engine"], &json["family"]), (&serde_json::json!("ctranslate2"), &serde_json::json!("nllb")));
+        assert_eq!(serde_json::from_value::<Manifest>(json).expect("decode").kind(), kind);
+        assert!(!ModelKind::Speech(SttEngineKind::Ctranslate2).same_format(kind));
+    }
+
+    #[test]
     fn a_ggml_manifest_sits_beside_its_file() {
-        let path = manifest_path(Path::new("/m/whisper/ggml-tiny.en.bin"), SttEngineKind::WhisperCpp);
+        let path =
+            manifest_path(Path::new("/m/whisper/ggml-tiny.en.bin"), ModelKind::Speech(SttEngineKind::WhisperCpp));
         assert_eq!(path, Path::new("/m/whisper/ggml-tiny.en.bin.dragoman-model.json"));
-        let path = manifest_path(Path::new("/m/whisper/tiny.en-ct2"), SttEngineKind::Ctranslate2);
+        let path = manifest_path(Path::new("/m/whisper/tiny.en-ct2"), ModelKind::Speech(SttEngineKind::Ctranslate2));
         assert_eq!(path, Path::new("/m/whisper/tiny.en-ct2/dragoman-model.json"));
+        let opus = ModelKind::Translation(TranslationFamily::OpusMt);
+        assert_eq!(
+            manifest_path(Path::new("/m/mt/opus-mt-en-es"), opus),
+            Path::new("/m/mt/opus-mt-en-es/dragoman-model.json")
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `dragoman models pull`: a catalogue model from the hub into the model directory, every file
-//! checked, then a manifest for `verify`.
+//! checked, then a manifest for `verify`. Whisper and translation models are pulled alike; only
+//! the files taken and where they go differ (see [`super::catalogue`]).
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,7 @@ use anyhow::{Context as _, bail};
 use chrono::Utc;
 use dragoman_runtime::config::SttEngineKind;
 
-use super::catalogue::{CT2_REQUIRED_FILES, Entry};
+use super::catalogue::{Entry, ModelKind};
 use super::hub::{Hub, RemoteFile};
 use super::manifest::{Manifest, ManifestFile, hash_file};
 use super::{human_bytes, short_commit};
@@ -20,20 +21,19 @@ pub async fn pull(hub: &Hub, entry: &Entry, revision: &str, model_dir: &Path) ->
     let at = commit.as_deref().unwrap_or(revision);
     let files: Vec<RemoteFile> =
         hub.files(entry.repo, at).await?.into_iter().filter(|file| entry.wants(&file.path)).collect();
-    let required: Vec<&str> = match entry.file {
-        Some(file) => vec![file],
-        None => CT2_REQUIRED_FILES.to_vec(),
-    };
-    for name in required {
-        if !files.iter().any(|file| file.path == name) {
-            bail!("{} at {revision} has no {name}; it is not the model the catalogue says", entry.repo);
-        }
+    let listed = |name: &str| files.iter().any(|file| file.path == name);
+    if let Some(file) = entry.file.filter(|file| !listed(file)) {
+        bail!("{} at {revision} has no {file}; it is not the model the catalogue says", entry.repo);
+    }
+    if let Some(requirement) = entry.kind.missing(listed).first() {
+        bail!("{} at {revision} has no {requirement}; it is not the model the catalogue says", entry.repo);
     }
 
     let install_path = entry.install_path(model_dir);
-    let dir = match entry.engine {
-        SttEngineKind::Ctranslate2 => install_path.clone(),
-        SttEngineKind::WhisperCpp => install_path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    let dir = if entry.kind.is_file() {
+        install_path.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        install_path.clone()
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
 
@@ -64,7 +64,7 @@ pub async fn pull(hub: &Hub, entry: &Entry, revision: &str, model_dir: &Path) ->
         recorded.push(ManifestFile { path: file.path.clone(), size: file.size, sha256 });
     }
 
-    if entry.engine == SttEngineKind::Ctranslate2 {
+    if entry.kind == ModelKind::Speech(SttEngineKind::Ctranslate2) {
         // The ct2 engine reads the feature extractor's settings from it; conversions made
         // without `--copy_files preprocessor_config.json` lack it.
         dragoman_stt_worker::ct2::ensure_preprocessor_config(&dir)
@@ -72,7 +72,8 @@ pub async fn pull(hub: &Hub, entry: &Entry, revision: &str, model_dir: &Path) ->
     }
     let manifest = Manifest {
         name: entry.name.to_owned(),
-        engine: entry.engine,
+        engine: entry.kind.engine(),
+        family: entry.kind.family(),
         licence: Some(entry.licence.to_owned()),
         repo: Some(entry.repo.to_owned()),
         revision: Some(revision.to_owned()),

@@ -5,15 +5,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use chrono::Utc;
-use dragoman_runtime::config::{SttConfig, SttEngineKind};
+use dragoman_mt_worker::ct2::{Ct2Model, Ct2TranslateOptions};
+use dragoman_runtime::Config;
+use dragoman_runtime::config::{MtConfig, SttConfig, SttEngineKind};
 use dragoman_stt_worker::ct2::{Ct2Options, Ct2Whisper};
 use dragoman_stt_worker::engine::SpeechEngine;
 use dragoman_stt_worker::whisper_cpp::{WhisperCpp, WhisperCppConfig};
 
-use super::catalogue::{CT2_REQUIRED_FILES, WHISPER_SUBDIR};
+use super::catalogue::{ModelKind, TranslationFamily, WHISPER_SUBDIR};
+use super::human_bytes;
 use super::local::{LocalModel, resolve};
 use super::manifest::{MANIFEST_FILE, Manifest, ManifestFile, hash_file, manifest_path};
-use super::{engine_label, human_bytes};
 
 /// What verifying one model found.
 #[derive(Debug)]
@@ -23,10 +25,16 @@ pub struct Outcome {
     pub ok: bool,
 }
 
+impl Outcome {
+    pub fn failed(line: String) -> Outcome {
+        Outcome { lines: vec![line], ok: false }
+    }
+}
+
 /// Verifies one model: its files against its manifest (or, without one, that the files the
 /// engine needs are there), then loads it. A model whose files are damaged is not loaded.
-pub fn verify_model(model: &LocalModel, stt: &SttConfig) -> Outcome {
-    let manifest = match Manifest::read(&model.path, model.engine) {
+pub fn verify_model(model: &LocalModel, config: &Config) -> Outcome {
+    let manifest = match Manifest::read(&model.path, model.kind) {
         Ok(manifest) => manifest,
         Err(err) => return Outcome { lines: vec![format!("{err:#}")], ok: false },
     };
@@ -41,24 +49,30 @@ pub fn verify_model(model: &LocalModel, stt: &SttConfig) -> Outcome {
             format!(
                 "{} file(s) match {}",
                 manifest.files.len(),
-                manifest_path(&model.path, model.engine).file_name().unwrap_or_default().to_string_lossy()
+                manifest_path(&model.path, model.kind).file_name().unwrap_or_default().to_string_lossy()
             )
         }
         None => {
-            if model.engine == SttEngineKind::Ctranslate2 {
-                let missing: Vec<String> = CT2_REQUIRED_FILES
-                    .iter()
-                    .filter(|file| !model.path.join(file).is_file())
-                    .map(|file| format!("{}: missing", model.path.join(file).display()))
-                    .collect();
-                if !missing.is_empty() {
-                    return Outcome { lines: missing, ok: false };
-                }
+            let missing: Vec<String> = model
+                .kind
+                .missing(|file| model.path.join(file).is_file())
+                .into_iter()
+                .map(|requirement| match requirement.single() {
+                    Some(file) => format!("{}: missing", model.path.join(file).display()),
+                    None => format!("{}: missing {requirement}", model.path.display()),
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Outcome { lines: missing, ok: false };
             }
             format!("no {MANIFEST_FILE}, so no checksums; the files it needs are there")
         }
     };
-    match load(model.engine, &model.path, &model.name, stt.threads) {
+    let loaded = match model.kind {
+        ModelKind::Speech(engine) => load(engine, &model.path, &model.name, config.stt.threads),
+        ModelKind::Translation(family) => load_translation(family, &model.path, &config.mt),
+    };
+    match loaded {
         Ok(loaded) => {
             if let Some(mut manifest) = manifest {
                 manifest.verified_at = Some(Utc::now());
@@ -85,7 +99,32 @@ pub fn load(engine: SttEngineKind, path: &Path, name: &str, threads: usize) -> R
         }
     };
     let languages = if loaded.multilingual() { "multilingual" } else { "English only" };
-    Ok(format!("{} loads it ({languages})", engine_label(engine)))
+    Ok(format!("{} loads it ({languages})", ModelKind::Speech(engine).label()))
+}
+
+/// Loads a translation model as the MT worker does, and says what it translates; a model of
+/// another family than `expected` (the catalogue's, or what its files said) is an error.
+pub fn load_translation(expected: TranslationFamily, path: &Path, mt: &MtConfig) -> Result<String, String> {
+    let options = Ct2TranslateOptions {
+        compute_type: mt.compute_type.clone(),
+        threads: mt.threads,
+        ..Ct2TranslateOptions::default()
+    };
+    let model = Ct2Model::load(path, &options).map_err(|err| format!("CTranslate2 cannot load it: {err}"))?;
+    let family = TranslationFamily::from(model.family());
+    if family != expected {
+        return Err(format!(
+            "CTranslate2 loads it as {}, but it should be {}: its files are not the model its name says",
+            family.label(),
+            expected.label()
+        ));
+    }
+    let codes: Vec<&str> = model.languages().iter().map(|language| language.code()).collect();
+    let languages = match (family, codes.as_slice()) {
+        (TranslationFamily::OpusMt, [source, target]) => format!("{source} → {target}"),
+        _ => format!("any pair of {} languages: {}", codes.len(), codes.join(", ")),
+    };
+    Ok(format!("CTranslate2 loads it ({}, {languages})", family.label()))
 }
 
 /// Converts the CTranslate2 folder `source` names into a ggml file at `output` (default
@@ -93,8 +132,16 @@ pub fn load(engine: SttEngineKind, path: &Path, name: &str, threads: usize) -> R
 /// A file whisper.cpp cannot load is deleted.
 pub fn convert(model_dir: &Path, source: &str, output: Option<PathBuf>, stt: &SttConfig) -> anyhow::Result<PathBuf> {
     let source = resolve(model_dir, source)?;
-    if source.engine != SttEngineKind::Ctranslate2 {
-        bail!("{} is a whisper.cpp model already; convert takes a CTranslate2 folder", source.path.display());
+    match source.kind {
+        ModelKind::Speech(SttEngineKind::Ctranslate2) => {}
+        ModelKind::Speech(SttEngineKind::WhisperCpp) => {
+            bail!("{} is a whisper.cpp model already; convert takes a CTranslate2 folder", source.path.display())
+        }
+        ModelKind::Translation(family) => bail!(
+            "{} is a {} translation model; convert makes whisper.cpp files of CTranslate2 Whisper folders",
+            source.path.display(),
+            family.label()
+        ),
     }
     let folder = source.path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     let size = folder.strip_suffix("-ct2").unwrap_or(&folder).to_owned();
@@ -123,11 +170,12 @@ pub fn convert(model_dir: &Path, source: &str, output: Option<PathBuf>, stt: &St
         }
     };
     let hashes = hash_file(&output).with_context(|| format!("read {}", output.display()))?;
-    let source_manifest = Manifest::read(&source.path, SttEngineKind::Ctranslate2).ok().flatten();
+    let source_manifest = Manifest::read(&source.path, source.kind).ok().flatten();
     let now = Utc::now();
     let manifest = Manifest {
         name: name.clone(),
         engine: SttEngineKind::WhisperCpp,
+        family: None,
         licence: source_manifest.as_ref().and_then(|m| m.licence.clone()),
         repo: source_manifest.as_ref().and_then(|m| m.repo.clone()),
         revision: source_manifest.as_ref().and_then(|m| m.revision.clone()),
