@@ -68,12 +68,8 @@ pub fn app(config: &Config, bus: &Bus, store: &NotifyingStore, stop: Cancellatio
         let redis = redis.clone();
         readiness.add("redis", move || redis.health());
     }
-    let state = AppState {
-        bus: bus.clone(),
-        store: store.clone(),
-        request_timeout: config.bus.request_timeout(),
-        stop,
-    };
+    let state =
+        AppState { bus: bus.clone(), store: store.clone(), request_timeout: config.bus.request_timeout(), stop };
     let tokens = Tokens::new(&config.api.tokens);
     let v1 = Router::new()
         .route("/v1/calls", get(routes::list_calls).post(routes::originate))
@@ -106,8 +102,10 @@ pub fn app(config: &Config, bus: &Bus, store: &NotifyingStore, stop: Cancellatio
 async fn time_limit(timeout: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => AppError::unavailable(format!("no answer within api.request_timeout_ms ({} ms)", timeout.as_millis()))
-            .into_response(),
+        Err(_) => {
+            AppError::unavailable(format!("no answer within api.request_timeout_ms ({} ms)", timeout.as_millis()))
+                .into_response()
+        }
     }
 }
 

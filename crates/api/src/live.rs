@@ -34,7 +34,10 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Applied, CallFilter, CallPage, CallRecord, CallStore, FeedEntry, MAX_PAGE, Page, Store, StoreError, StoredEvent, Transcript};
+use crate::store::{
+    Applied, CallFilter, CallPage, CallRecord, CallStore, FeedEntry, MAX_PAGE, Page, Store, StoreError, StoredEvent,
+    Transcript,
+};
 
 /// Messages queued for one client before it counts as slow.
 pub const QUEUE_MESSAGES: usize = 256;

@@ -55,9 +55,16 @@ pub const ROUTES: &[RouteDoc] = &[
         ..route("put", "/v1/calls/{call_id}/legs/{leg}/language", "Change a leg's language and targets mid-call")
     },
     RouteDoc {
-        ok: (200, "format=json (default): `{call_id, lines}`; srt: application/x-subrip; vtt: text/vtt; txt: text/plain"),
+        ok: (
+            200,
+            "format=json (default): `{call_id, lines}`; srt: application/x-subrip; vtt: text/vtt; txt: text/plain",
+        ),
         errors: &[400, 404, 422, 503],
-        ..route("get", "/v1/calls/{call_id}/transcript", "The call's final transcript with translations (query: format, language)")
+        ..route(
+            "get",
+            "/v1/calls/{call_id}/transcript",
+            "The call's final transcript with translations (query: format, language)",
+        )
     },
     RouteDoc {
         ok: (101, "WebSocket: stored events with `seq` after `?after=<seq>`, then live events and partials"),
@@ -67,10 +74,17 @@ pub const ROUTES: &[RouteDoc] = &[
     RouteDoc {
         ok: (101, "WebSocket: every call's stored events with `cursor` and `seq`, and partials"),
         errors: &[400, 503],
-        ..route("get", "/v1/live", "Live events of every call (WebSocket; query: after=<cursor>, calls, types, partials)")
+        ..route(
+            "get",
+            "/v1/live",
+            "Live events of every call (WebSocket; query: after=<cursor>, calls, types, partials)",
+        )
     },
     RouteDoc { auth: false, errors: &[], ..route("get", "/healthz", "Alive") },
-    RouteDoc { auth: false, ..route("get", "/readyz", "Ready: NATS (when not in-process) and Redis (when configured) answer") },
+    RouteDoc {
+        auth: false,
+        ..route("get", "/readyz", "Ready: NATS (when not in-process) and Redis (when configured) answer")
+    },
     RouteDoc { auth: false, errors: &[], ..route("get", "/metrics", "Prometheus metrics") },
     RouteDoc { auth: false, errors: &[], ..route("get", "/openapi.json", "This document") },
 ];

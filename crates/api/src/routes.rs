@@ -198,7 +198,10 @@ pub async fn list_calls(
     Ok(Json(CallList { calls: found.calls, total: found.total, offset: page.offset, limit: page.limit }))
 }
 
-pub async fn get_call(State(state): State<AppState>, Path(call_id): Path<String>) -> Result<Json<CallRecord>, AppError> {
+pub async fn get_call(
+    State(state): State<AppState>,
+    Path(call_id): Path<String>,
+) -> Result<Json<CallRecord>, AppError> {
     Ok(Json(call(&state, &call_id).await?))
 }
 

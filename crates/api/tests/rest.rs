@@ -191,7 +191,10 @@ async fn the_transcript_comes_as_json_srt_webvtt_and_text() {
     assert!(vtt.headers()["content-type"].to_str().unwrap().starts_with("text/vtt"));
     let vtt = vtt.text().await.unwrap();
     assert!(vtt.starts_with("WEBVTT\n\n"), "{vtt}");
-    assert!(vtt.contains("\n00:00:01.000 --> 00:00:01.800\ncallee: callee line 1\n[en] callee translated 1\n"), "{vtt}");
+    assert!(
+        vtt.contains("\n00:00:01.000 --> 00:00:01.800\ncallee: callee line 1\n[en] callee translated 1\n"),
+        "{vtt}"
+    );
 
     let text = api.get("/v1/calls/said/transcript?format=txt&language=en").send().await.unwrap().text().await.unwrap();
     assert_eq!(
