@@ -292,3 +292,39 @@ fn start_up_refuses_no_token_and_bad_origins() {
     config.api.cors_origins = vec!["https://ok.example".into(), "bad\norigin".into()];
     assert!(dragoman_api::check_config(&config).unwrap_err().to_string().contains("cors_origins"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_the_configured_origins_only() {
+    let api = start(|config| config.api.cors_origins = vec!["https://console.example".into()]).await;
+    let preflight = |origin: &str| {
+        api.http
+            .request(reqwest::Method::OPTIONS, api.url("/v1/calls"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    let allowed = preflight("https://console.example").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://console.example");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let simple = api.get("/v1/calls").header("origin", "https://console.example").send().await.unwrap();
+    assert_eq!(simple.headers()["access-control-allow-origin"], "https://console.example");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_the_timeout_is_503() {
+    let api = start(|config| {
+        config.api.request_timeout_ms = 200;
+        config.bus.request_timeout_ms = 5_000;
+    })
+    .await;
+    api.publish(&[started("slow", 0)]).await;
+    api.wait_stored("slow", 1).await;
+    // A gateway that takes the request and never answers.
+    let _silent = api.bus.subscribe(&api.bus.subjects().control_hangup()).await.unwrap();
+    let started = std::time::Instant::now();
+    let answer = api.http.post(api.url("/v1/calls/slow/hangup")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_problem(answer, 503, "api.request_timeout_ms").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
