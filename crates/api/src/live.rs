@@ -20,7 +20,8 @@
 //! [`POLL`] in case it missed a notice.
 //!
 //! Each client has its own bounded queue of [`QUEUE_MESSAGES`]. History asked for with `after`
-//! is sent at the client's pace; once caught up, a client whose queue is full is closed with
+//! is sent at the client's pace (but a client that makes no room for [`HISTORY_WAIT`] is
+//! closed); once caught up, a client whose queue is full is closed with
 //! [`CLOSE_SLOW_CONSUMER`] (4008, "slow consumer") so that it never holds anyone else back. Other
 //! close codes: 1001 when the API shuts down, 1011 when the store fails.
 
@@ -47,6 +48,10 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 
 /// How often a session reads the store even without a notice.
 pub const POLL: Duration = Duration::from_secs(1);
+
+/// How long sending history waits for room in a client's queue before the client counts as
+/// slow.
+pub const HISTORY_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a closing session waits for its close frame to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -146,9 +151,13 @@ struct Outbox {
 }
 
 impl Outbox {
-    /// Queues history: waits while the client reads (its own pace, nobody else's).
+    /// Queues history: waits while the client reads (its own pace, nobody else's), but not
+    /// for a client that stopped reading altogether.
     async fn wait(&self, message: Message) -> Result<(), Stop> {
-        self.queue.send(message).await.map_err(|_| Stop::Gone)
+        self.queue.send_timeout(message, HISTORY_WAIT).await.map_err(|err| match err {
+            mpsc::error::SendTimeoutError::Timeout(_) => Stop::Close(CLOSE_SLOW_CONSUMER, "slow consumer"),
+            mpsc::error::SendTimeoutError::Closed(_) => Stop::Gone,
+        })
     }
 
     /// Queues a live message: a full queue means the client is too slow.

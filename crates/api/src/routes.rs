@@ -9,6 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -271,9 +272,10 @@ pub async fn call_live(
     State(state): State<AppState>,
     Path(call_id): Path<String>,
     params: Result<Query<LiveQuery>, QueryRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let params = query(params)?;
+    let upgrade = upgrade.map_err(|rejection| AppError::new(rejection.status(), rejection.body_text()))?;
     let after = match params.after.as_deref() {
         None | Some("") => 0,
         Some(after) => after.parse().map_err(|_| AppError::bad_request("after must be a sequence number"))?,
@@ -298,9 +300,10 @@ pub async fn call_live(
 pub async fn feed_live(
     State(state): State<AppState>,
     params: Result<Query<LiveQuery>, QueryRejection>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let params = query(params)?;
+    let upgrade = upgrade.map_err(|rejection| AppError::new(rejection.status(), rejection.body_text()))?;
     let list = |value: Option<&str>| -> HashSet<String> {
         value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     };

@@ -30,6 +30,7 @@ async fn every_v1_route_needs_one_of_the_tokens_and_health_does_not() {
     // The query token is for browsers' WebSockets: taken on the live routes only.
     let query = api.http.get(api.url(&format!("/v1/live?access_token={TOKEN}"))).send().await.unwrap();
     assert_ne!(query.status(), 401, "accepted; then refused as no WebSocket upgrade");
+    assert_eq!(query.headers()["content-type"], "application/problem+json");
     let query = api.http.get(api.url(&format!("/v1/calls?access_token={TOKEN}"))).send().await.unwrap();
     assert_problem(query, 401, "missing bearer token").await;
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
