@@ -9,6 +9,8 @@ mod harness;
 
 use common::{ended, joined, started, whole_call};
 use harness::{OTHER_TOKEN, TOKEN, assert_problem, fake_gateway, start};
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +282,9 @@ async fn the_redis_store_serves_the_same_routes() {
     assert_eq!(list["calls"][0]["call_id"], "in-redis");
     let srt = api.get("/v1/calls/in-redis/transcript?format=srt").send().await.unwrap().text().await.unwrap();
     assert!(srt.contains("00:00:00,000 --> 00:00:00,800"), "{srt}");
+    let store =
+        dragoman_api::store::RedisStore::open(&url, api.bus.subjects().namespace(), Duration::from_secs(60)).unwrap();
+    common::redis_clean(&url, store.key_prefix()).await;
 }
 
 #[test]
@@ -327,5 +332,5 @@ async fn a_request_past_the_timeout_is_503() {
     let started = std::time::Instant::now();
     let answer = api.http.post(api.url("/v1/calls/slow/hangup")).bearer_auth(TOKEN).send().await.unwrap();
     assert_problem(answer, 503, "api.request_timeout_ms").await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
