@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 #[path = "bench_ingest.rs"]
 mod ingest;
+#[path = "bench_mt.rs"]
+pub mod mt;
 #[path = "bench_stt.rs"]
 pub mod stt;
 
@@ -29,9 +31,20 @@ pub enum Stage {
     /// latency for 1, 3 and 8 s utterances, real-time factor and WER over the Asterisk English
     /// prompts, memory per model.
     Stt,
+    /// Translation: sentences per second and p50/p95 per sentence for each engine here
+    /// (Apertium, CTranslate2 models), the gain of batching and of batching across calls, chrF
+    /// against the Spanish prompts, and the cache hit rate of a simulated IVR call.
+    Mt,
 }
 
-pub async fn run(stage: Stage, config: &Config, json: bool, seconds: u64, stt_options: stt::Options) -> ExitCode {
+pub async fn run(
+    stage: Stage,
+    config: &Config,
+    json: bool,
+    seconds: u64,
+    stt_options: stt::Options,
+    mt_options: mt::Options,
+) -> ExitCode {
     let result = match stage {
         Stage::Stt => {
             // Inference is CPU-bound and blocking; the engines use `stt.threads` threads each.
@@ -40,6 +53,8 @@ pub async fn run(stage: Stage, config: &Config, json: bool, seconds: u64, stt_op
                 .await
                 .unwrap_or_else(|err| Err(anyhow::anyhow!("stt benchmark panicked: {err}")))
         }
+        // The engines run on blocking threads inside; the batcher needs the runtime.
+        Stage::Mt => mt::run(config, &mt_options).await,
         Stage::Bus => bench_bus(config, Duration::from_secs(seconds.max(1))).await,
         Stage::Ingest => {
             // CPU-bound and single-threaded by design: one blocking thread, measured alone.

@@ -48,7 +48,8 @@ enum Command {
         /// stt: the engines to compare.
         #[arg(long, value_delimiter = ',', default_value = "ctranslate2,whisper_cpp,faster_whisper")]
         engines: Vec<bench::stt::Peer>,
-        /// stt: corpus prompts for RTF and WER, spread over the corpus (default: all 551).
+        /// stt: corpus prompts for RTF and WER, spread over the corpus (default: all 551);
+        /// mt: English prompts translated, spread over the 452 (default: all).
         #[arg(long)]
         limit: Option<usize>,
         /// stt: times each latency prompt is transcribed.
@@ -111,7 +112,8 @@ fn main() -> ExitCode {
         }
         Command::Bench { stage, json, seconds, engines, limit, repeats, peer_python } => {
             let stt = bench::stt::Options { engines, limit, repeats, peer_python };
-            runtime.block_on(bench::run(stage, &config, json, seconds, stt))
+            let mt = bench::mt::Options { limit };
+            runtime.block_on(bench::run(stage, &config, json, seconds, stt, mt))
         }
         Command::Models { command } => models::run(command, &config, &runtime),
         Command::Config { command: ConfigCommand::Show } => {
