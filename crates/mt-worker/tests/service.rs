@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use dragoman_bus::events::{EventMeta, Stage, TranscriptProduced, TranslationProduced};
 use dragoman_bus::{Bus, CallSubjectKind, ConsumerSpec, DurableSubscription, Event, StreamLimits, Subscription, wire};
+use dragoman_mt_worker::TranslationEngine;
 use dragoman_mt_worker::apertium::{Apertium, ApertiumConfig};
 use dragoman_mt_worker::ct2::{Ct2Translate, Ct2TranslateOptions};
 use dragoman_mt_worker::service::{MtSettings, partial_translation_event_id, serve, translation_event_id};
-use dragoman_mt_worker::TranslationEngine;
 use dragoman_runtime::config::MtEngineKind;
 use dragoman_runtime::{Config, Shutdown};
 use dragoman_test_support::{memory_bus, within};
@@ -158,12 +158,13 @@ async fn run_serves_with_the_installed_pairs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_pair_goes_to_the_first_engine_that_has_it() {
-    let echo: Arc<dyn TranslationEngine> =
-        Arc::new(Ct2Translate::load(&[echo_model_path()], &Ct2TranslateOptions::default()).expect("load"));
+    let echo: Arc<dyn TranslationEngine> = Arc::new(
+        Ct2Translate::load(&[echo_model_path()], &Ct2TranslateOptions { beam_size: 1, ..Default::default() })
+            .expect("load"),
+    );
     let apertium: Arc<dyn TranslationEngine> =
         Arc::new(Apertium::new(ApertiumConfig::default()).expect("apertium-eng-spa is installed"));
-    let (bus, shutdown, mut translations, worker) =
-        start_with(vec![apertium, echo], MtSettings::default()).await;
+    let (bus, shutdown, mut translations, worker) = start_with(vec![apertium, echo], MtSettings::default()).await;
 
     // en→es: Apertium comes first and has it. en→fr: only the (echo) NLLB model has it.
     bus.publish_event(&transcript("call-4", Stage::Final, "Thank you.", "en", &["es", "fr"])).await.expect("publish");
@@ -181,8 +182,10 @@ async fn each_pair_goes_to_the_first_engine_that_has_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partials_are_translated_only_when_switched_on_and_while_fresh() {
-    let echo: Arc<dyn TranslationEngine> =
-        Arc::new(Ct2Translate::load(&[echo_model_path()], &Ct2TranslateOptions::default()).expect("load"));
+    let echo: Arc<dyn TranslationEngine> = Arc::new(
+        Ct2Translate::load(&[echo_model_path()], &Ct2TranslateOptions { beam_size: 1, ..Default::default() })
+            .expect("load"),
+    );
     let settings = MtSettings { translate_partials: true, ..MtSettings::default() };
     let (bus, shutdown, mut translations, worker) = start_with(vec![echo], settings).await;
     // Partials travel on the core partials subject, outside the stream.
@@ -194,7 +197,9 @@ async fn partials_are_translated_only_when_switched_on_and_while_fresh() {
     let partial = within(20, async {
         loop {
             bus.publish_event(&event).await.expect("publish");
-            if let Ok(translation) = tokio::time::timeout(Duration::from_millis(500), next_partial_translation(&mut partials)).await {
+            if let Ok(translation) =
+                tokio::time::timeout(Duration::from_millis(500), next_partial_translation(&mut partials)).await
+            {
                 return translation;
             }
         }
@@ -213,7 +218,9 @@ async fn partials_are_translated_only_when_switched_on_and_while_fresh() {
     stale.meta.occurred_at -= chrono::Duration::seconds(10);
     bus.publish_event(&Event::TranscriptProduced(stale)).await.expect("publish");
     // (Copies of the first partial, sent while the worker was starting, may still arrive.)
-    while let Ok(translation) = tokio::time::timeout(Duration::from_millis(800), next_partial_translation(&mut partials)).await {
+    while let Ok(translation) =
+        tokio::time::timeout(Duration::from_millis(800), next_partial_translation(&mut partials)).await
+    {
         assert_eq!(translation.source_text, "Good morning", "the stale partial was translated");
     }
 
