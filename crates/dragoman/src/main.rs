@@ -59,7 +59,7 @@ enum Command {
         #[arg(long)]
         peer_python: Option<PathBuf>,
     },
-    /// Speech models: the catalogue, downloads from the Hugging Face hub, checks, conversion.
+    /// Speech and translation models: the catalogue, downloads from the Hugging Face hub, checks, conversion.
     Models {
         #[command(subcommand)]
         command: models::ModelsCommand,
