@@ -440,11 +440,11 @@ pub async fn serve(
                 .for_each_concurrent(settings.concurrency, |message| {
                     let (bus, translator, settings) = (bus.clone(), translator.clone(), settings.clone());
                     async move {
-                        if let Ok(Event::TranscriptProduced(transcript)) = wire::decode_event(&message.payload) {
-                            if transcript.stage == Stage::Partial {
-                                // Partials never retry: the error is already logged and counted.
-                                let _ = handle_transcript(&bus, &translator, &settings, transcript).await;
-                            }
+                        if let Ok(Event::TranscriptProduced(transcript)) = wire::decode_event(&message.payload)
+                            && transcript.stage == Stage::Partial
+                        {
+                            // Partials never retry: the error is already logged and counted.
+                            let _ = handle_transcript(&bus, &translator, &settings, transcript).await;
                         }
                     }
                 })

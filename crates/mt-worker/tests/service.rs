@@ -168,7 +168,7 @@ async fn each_pair_goes_to_the_first_engine_that_has_it() {
 
     // en→es: Apertium comes first and has it. en→fr: only the (echo) NLLB model has it.
     bus.publish_event(&transcript("call-4", Stage::Final, "Thank you.", "en", &["es", "fr"])).await.expect("publish");
-    let mut got = vec![next_translation(&mut translations).await, next_translation(&mut translations).await];
+    let mut got = [next_translation(&mut translations).await, next_translation(&mut translations).await];
     got.sort_by(|a, b| a.target_language.cmp(&b.target_language));
     let summary: Vec<(&str, &str, &str, &str)> = got
         .iter()
@@ -263,7 +263,7 @@ async fn run_refuses_a_configured_model_that_does_not_load() {
     config.mt.models = vec!["/nonexistent/opus-mt-en-es".to_owned()];
     let bus = memory_bus();
     let shutdown = Shutdown::new(Duration::from_secs(5));
-    let err = within(10, dragoman_mt_worker::run(Arc::new(config), bus, shutdown))
+    let err = within(10, Box::pin(dragoman_mt_worker::run(Arc::new(config), bus, shutdown)))
         .await
         .expect_err("a configured model that does not load is an error");
     assert!(err.to_string().contains("/nonexistent/opus-mt-en-es"), "{err}");
