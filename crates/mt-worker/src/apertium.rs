@@ -620,16 +620,8 @@ impl TranslationEngine for Apertium {
         let per_text: Vec<Vec<String>> =
             texts.iter().map(|text| text::pieces(text, self.config.max_piece_chars)).collect();
         let all: Vec<String> = per_text.iter().flatten().cloned().collect();
-        let mut translated = self.translate_pieces(process, &all).into_iter();
-        per_text
-            .iter()
-            .map(|pieces| {
-                // Take every piece of this text before looking at errors, so the next text
-                // starts at its own first piece.
-                let parts: Vec<Result<String, TranslateError>> = translated.by_ref().take(pieces.len()).collect();
-                parts.into_iter().collect::<Result<Vec<String>, _>>().map(|parts| text::join(&parts, target))
-            })
-            .collect()
+        let counts: Vec<usize> = per_text.iter().map(Vec::len).collect();
+        text::regroup(self.translate_pieces(process, &all), &counts, target)
     }
 }
 

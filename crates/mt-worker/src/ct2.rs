@@ -225,8 +225,12 @@ impl Ct2Model {
             }
         };
 
-        let config =
-            Config { device: MODEL_DEVICE, compute_type, num_threads_per_replica: options.threads, ..Config::default() };
+        let config = Config {
+            device: MODEL_DEVICE,
+            compute_type,
+            num_threads_per_replica: options.threads,
+            ..Config::default()
+        };
         let translator = Translator::new(dir, &config).map_err(|err| error(format!("ctranslate2: {err:#}")))?;
         Ok(Self { name, family, translator, source_spm, target_spm, languages, pair, options: options.clone() })
     }
@@ -262,7 +266,8 @@ impl Ct2Model {
         if let Some(token) = self.family.language_token(source)? {
             tokens.push(token);
         }
-        let pieces = self.source_spm.encode(sentence).map_err(|err| self.engine_error(format!("sentencepiece: {err}")))?;
+        let pieces =
+            self.source_spm.encode(sentence).map_err(|err| self.engine_error(format!("sentencepiece: {err}")))?;
         tokens.extend(pieces.into_iter().map(|p| p.piece));
         tokens.push(EOS.to_owned());
         let prefix = self.family.language_token(target)?.into_iter().collect();
@@ -313,7 +318,8 @@ impl Ct2Model {
 
     /// Splits a sentence until every piece fits `max_source_tokens`.
     fn fit<'a>(&self, sentence: &'a str, out: &mut Vec<&'a str>) -> Result<(), TranslateError> {
-        let count = self.source_spm.encode(sentence).map_err(|err| self.engine_error(format!("sentencepiece: {err}")))?.len();
+        let count =
+            self.source_spm.encode(sentence).map_err(|err| self.engine_error(format!("sentencepiece: {err}")))?.len();
         let chars = sentence.chars().count();
         if count <= self.options.max_source_tokens || chars <= 1 {
             out.push(sentence);
@@ -331,7 +337,12 @@ impl Ct2Model {
     }
 
     /// Translates whole texts: sentences of every text in one batch, put back together per text.
-    fn translate_texts(&self, texts: &[&str], source: &Language, target: &Language) -> Vec<Result<String, TranslateError>> {
+    fn translate_texts(
+        &self,
+        texts: &[&str],
+        source: &Language,
+        target: &Language,
+    ) -> Vec<Result<String, TranslateError>> {
         let per_text: Vec<Vec<String>> = texts.iter().map(|t| text::pieces(t, text::MAX_PIECE_CHARS)).collect();
         let mut sentences: Vec<&str> = Vec::new();
         let mut counts = Vec::with_capacity(texts.len());
@@ -352,18 +363,7 @@ impl Ct2Model {
             Ok(hypotheses) => hypotheses,
             Err(err) => return vec![Err(err); texts.len()],
         };
-        let mut hypotheses = hypotheses.into_iter();
-        counts
-            .into_iter()
-            .map(|count| {
-                let parts: Vec<Vec<String>> = hypotheses.by_ref().take(count).collect();
-                parts
-                    .iter()
-                    .map(|h| self.decode(h, prefix_len))
-                    .collect::<Result<Vec<String>, _>>()
-                    .map(|parts| text::join(&parts, target))
-            })
-            .collect()
+        text::regroup(hypotheses.iter().map(|h| self.decode(h, prefix_len)), &counts, target)
     }
 }
 

@@ -23,7 +23,6 @@ pub mod service;
 pub mod text;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dragoman_bus::Bus;
 use dragoman_runtime::config::{MtConfig, MtEngineKind};
@@ -63,8 +62,7 @@ pub fn load_engines(config: &MtConfig) -> anyhow::Result<Vec<Arc<dyn Translation
             MtEngineKind::Apertium => {
                 let apertium_config = apertium::ApertiumConfig {
                     modes_dir: config.apertium_modes_dir.clone(),
-                    timeout: Duration::from_secs(10),
-                    max_piece_chars: text::MAX_PIECE_CHARS,
+                    ..apertium::ApertiumConfig::default()
                 };
                 match apertium::Apertium::new(apertium_config) {
                     Ok(engine) => {

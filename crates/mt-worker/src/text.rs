@@ -142,6 +142,25 @@ pub fn join(pieces: &[String], target: &Language) -> String {
     pieces.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join(separator)
 }
 
+/// Puts per-piece translations back into texts: `counts[i]` pieces belong to text `i`, in order.
+/// A text with one failed piece fails; the others are unaffected.
+pub fn regroup<E>(
+    pieces: impl IntoIterator<Item = Result<String, E>>,
+    counts: &[usize],
+    target: &Language,
+) -> Vec<Result<String, E>> {
+    let mut pieces = pieces.into_iter();
+    counts
+        .iter()
+        .map(|&count| {
+            // Take every piece of this text before looking at errors, so the next text starts at
+            // its own first piece.
+            let parts: Vec<Result<String, E>> = pieces.by_ref().take(count).collect();
+            parts.into_iter().collect::<Result<Vec<String>, E>>().map(|parts| join(&parts, target))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

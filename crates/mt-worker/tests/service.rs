@@ -67,6 +67,24 @@ async fn start() -> (Bus, Shutdown, DurableSubscription, Worker) {
     start_with(vec![engine], MtSettings::default()).await
 }
 
+/// A durable subscription to every call's translations.
+async fn subscribe_translations(bus: &Bus) -> DurableSubscription {
+    let subjects = bus.subjects();
+    bus.durable_subscribe(
+        &ConsumerSpec::new(subjects.calls_stream(), "test").filter(subjects.all_calls(CallSubjectKind::Translations)),
+    )
+    .await
+    .expect("subscribe")
+}
+
+/// The NLLB-layout echo model, decoded greedily (a second beam never ends on an echo model).
+fn echo_engine() -> Arc<dyn TranslationEngine> {
+    Arc::new(
+        Ct2Translate::load(&[echo_model_path()], &Ct2TranslateOptions { beam_size: 1, ..Default::default() })
+            .expect("load"),
+    )
+}
+
 fn echo_model_path() -> std::path::PathBuf {
     let dir = dragoman_runtime::config::model_dir().join("mt-test/nllb-echo");
     assert!(dir.join("model.bin").is_file(), "{} missing: run scripts/fetch-test-models.sh", dir.display());
@@ -79,14 +97,7 @@ async fn start_with(
 ) -> (Bus, Shutdown, DurableSubscription, Worker) {
     let bus = memory_bus();
     bus.ensure_standard_streams(StreamLimits::default()).await.expect("streams");
-    let subjects = bus.subjects().clone();
-    let translations = bus
-        .durable_subscribe(
-            &ConsumerSpec::new(subjects.calls_stream(), "test")
-                .filter(subjects.all_calls(CallSubjectKind::Translations)),
-        )
-        .await
-        .expect("subscribe");
+    let translations = subscribe_translations(&bus).await;
     let shutdown = Shutdown::new(Duration::from_secs(5));
     let worker = tokio::spawn(serve(engines, settings, bus.clone(), shutdown.clone()));
     (bus, shutdown, translations, worker)
@@ -142,14 +153,7 @@ async fn run_serves_with_the_installed_pairs() {
     bus.ensure_standard_streams(StreamLimits::default()).await.expect("streams");
     let shutdown = Shutdown::new(Duration::from_secs(5));
     let worker = tokio::spawn(dragoman_mt_worker::run(Arc::new(Config::default()), bus.clone(), shutdown.clone()));
-    let subjects = bus.subjects().clone();
-    let mut translations = bus
-        .durable_subscribe(
-            &ConsumerSpec::new(subjects.calls_stream(), "test")
-                .filter(subjects.all_calls(CallSubjectKind::Translations)),
-        )
-        .await
-        .expect("subscribe");
+    let mut translations = subscribe_translations(&bus).await;
     bus.publish_event(&transcript("call-3", Stage::Final, "Thank you.", "en", &["es"])).await.expect("publish");
     assert_eq!(next_translation(&mut translations).await.text, "Gracias.");
     shutdown.trigger();
@@ -158,10 +162,7 @@ async fn run_serves_with_the_installed_pairs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_pair_goes_to_the_first_engine_that_has_it() {
-    let echo: Arc<dyn TranslationEngine> = Arc::new(
-        Ct2Translate::load(&[echo_model_path()], &Ct2TranslateOptions { beam_size: 1, ..Default::default() })
-            .expect("load"),
-    );
+    let echo = echo_engine();
     let apertium: Arc<dyn TranslationEngine> =
         Arc::new(Apertium::new(ApertiumConfig::default()).expect("apertium-eng-spa is installed"));
     let (bus, shutdown, mut translations, worker) = start_with(vec![apertium, echo], MtSettings::default()).await;
@@ -182,10 +183,7 @@ async fn each_pair_goes_to_the_first_engine_that_has_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partials_are_translated_only_when_switched_on_and_while_fresh() {
-    let echo: Arc<dyn TranslationEngine> = Arc::new(
-        Ct2Translate::load(&[echo_model_path()], &Ct2TranslateOptions { beam_size: 1, ..Default::default() })
-            .expect("load"),
-    );
+    let echo = echo_engine();
     let settings = MtSettings { translate_partials: true, ..MtSettings::default() };
     let (bus, shutdown, mut translations, worker) = start_with(vec![echo], settings).await;
     // Partials travel on the core partials subject, outside the stream.
@@ -241,14 +239,7 @@ async fn run_loads_the_configured_models_before_apertium() {
     let bus = memory_bus();
     bus.ensure_standard_streams(StreamLimits::default()).await.expect("streams");
     let shutdown = Shutdown::new(Duration::from_secs(5));
-    let subjects = bus.subjects().clone();
-    let mut translations = bus
-        .durable_subscribe(
-            &ConsumerSpec::new(subjects.calls_stream(), "test")
-                .filter(subjects.all_calls(CallSubjectKind::Translations)),
-        )
-        .await
-        .expect("subscribe");
+    let mut translations = subscribe_translations(&bus).await;
     let worker = tokio::spawn(dragoman_mt_worker::run(Arc::new(config), bus.clone(), shutdown.clone()));
     bus.publish_event(&transcript("call-6", Stage::Final, "Thank you.", "en", &["es"])).await.expect("publish");
     let translation = next_translation(&mut translations).await;
