@@ -35,11 +35,23 @@
 //! applications, asterisk info/ping) and the full event set; recordings, endpoints, sounds,
 //! device states, mailboxes and dynamic config are not wrapped yet.
 
+pub mod bridges;
+pub mod channels;
+pub mod client;
+pub mod error;
 pub mod events;
 pub mod models;
+pub mod params;
+pub mod resources;
 pub mod time;
 
+pub use client::{AriClient, AriConfig, AuthMode};
+pub use error::AriError;
 pub use events::{Event, EventCommon, EventDecodeError, UnknownEvent};
 pub use models::{
     Application, AsteriskInfo, AsteriskPing, Bridge, CallerId, Channel, DialplanCep, LiveRecording, Playback, Variable,
+};
+pub use params::{
+    AddChannel, BridgeFeature, ConnectionType, CreateBridge, CreateChannel, Dtmf, Encapsulation, ExternalMedia,
+    HangupReason, MediaDirection, MuteDirection, Originate, Play, Snoop, SnoopDirection, TalkDetect, Transport,
 };
