@@ -43,6 +43,7 @@ pub mod events;
 pub mod models;
 pub mod params;
 pub mod resources;
+pub mod stream;
 pub mod time;
 
 pub use client::{AriClient, AriConfig, AuthMode};
@@ -55,3 +56,4 @@ pub use params::{
     AddChannel, BridgeFeature, ConnectionType, CreateBridge, CreateChannel, Dtmf, Encapsulation, ExternalMedia,
     HangupReason, MediaDirection, MuteDirection, Originate, Play, Snoop, SnoopDirection, TalkDetect, Transport,
 };
+pub use stream::{Backoff, ConnectionState, EventStream, EventsConfig, Incoming};
