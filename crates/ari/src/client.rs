@@ -184,7 +184,7 @@ impl AriClient {
                     timeout: self.inner.config.request_timeout,
                 }
             } else {
-                AriError::Transport { method: method_name.clone(), path: path.clone(), source }
+                AriError::transport(&method_name, &path, source)
             }
         };
         let response = request.send().await.map_err(transport)?;

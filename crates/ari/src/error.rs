@@ -13,10 +13,13 @@ pub enum AriError {
     #[error("{method} {path}: no answer within {timeout:?}")]
     Timeout { method: String, path: String, timeout: Duration },
     /// The request could not be sent or the answer not read (connection refused, reset, TLS…).
-    #[error("{method} {path}: {source}")]
+    /// `reason` spells out the whole cause chain, for logs that print only the top error.
+    #[error("{method} {path}: {reason}")]
     Transport {
         method: String,
         path: String,
+        reason: String,
+        /// reqwest's error with the URL removed (it may hold `api_key`).
         #[source]
         source: reqwest::Error,
     },
@@ -59,6 +62,20 @@ impl AriError {
     /// Whether the request timed out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, AriError::Timeout { .. })
+    }
+
+    /// Builds [`AriError::Transport`]; drops the URL from reqwest's error so an `api_key` never
+    /// reaches a log.
+    pub(crate) fn transport(method: &str, path: &str, source: reqwest::Error) -> Self {
+        let source = source.without_url();
+        let mut reason = source.to_string();
+        let mut cause = std::error::Error::source(&source);
+        while let Some(inner) = cause {
+            reason.push_str(": ");
+            reason.push_str(&inner.to_string());
+            cause = inner.source();
+        }
+        AriError::Transport { method: method.to_owned(), path: path.to_owned(), reason, source }
     }
 
     /// Builds [`AriError::Status`] from an error answer's body.

@@ -49,10 +49,12 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The upper bound of the wait before retry `attempt` (from 0).
+    /// The upper bound of the wait before retry `attempt` (from 0). An `initial` of zero
+    /// counts as 1 ms so a misconfiguration cannot spin.
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(31));
-        self.initial.saturating_mul(factor).min(self.max)
+        let initial = self.initial.max(Duration::from_millis(1));
+        initial.saturating_mul(factor).min(self.max.max(initial))
     }
 
     /// A random wait in `[0, ceiling(attempt)]`.
@@ -163,6 +165,11 @@ impl EventStream {
         self.items.recv().await
     }
 
+    /// Items waiting for the consumer (a backlog gauge; the buffer holds `buffer` at most).
+    pub fn backlog(&self) -> usize {
+        self.items.len()
+    }
+
     /// The connection state, updated as it changes.
     pub fn state(&self) -> watch::Receiver<ConnectionState> {
         self.state.clone()
@@ -223,7 +230,7 @@ impl Supervisor {
                     tracing::info!(apps = %apps, "ari events connected");
                     let since = Instant::now();
                     self.state.send_replace(ConnectionState::Connected);
-                    if self.items.send(Incoming::Connected).await.is_err() {
+                    if !self.deliver(Incoming::Connected).await {
                         break;
                     }
                     let reason = match self.read(socket).await {
@@ -237,7 +244,7 @@ impl Supervisor {
                         attempt = 0;
                     }
                     self.state.send_replace(ConnectionState::Disconnected { reason: reason.clone() });
-                    if self.items.send(Incoming::Disconnected { reason }).await.is_err() {
+                    if !self.deliver(Incoming::Disconnected { reason }).await {
                         break;
                     }
                 }
@@ -257,6 +264,15 @@ impl Supervisor {
         }
         self.state.send_replace(ConnectionState::Stopped);
         tracing::debug!(apps = %apps, "ari events supervisor stopped");
+    }
+
+    /// Hands an item to the consumer, waiting while its buffer is full; `false` when the
+    /// consumer is gone or shutdown was asked for meanwhile.
+    async fn deliver(&self, item: Incoming) -> bool {
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            sent = self.items.send(item) => sent.is_ok(),
+        }
     }
 
     /// Opens the WebSocket, handshake included, within the connect timeout.
@@ -308,7 +324,7 @@ impl Supervisor {
                         Some(Err(err)) => return Ended::Lost(err.to_string()),
                         Some(Ok(Message::Text(text))) => {
                             if let Some(event) = decode(text.as_str())
-                                && self.items.send(Incoming::Event(event)).await.is_err()
+                                && !self.deliver(Incoming::Event(event)).await
                             {
                                 return Ended::Stop;
                             }
@@ -368,6 +384,8 @@ mod tests {
         let ceilings: Vec<u128> = (0..6).map(|n| backoff.ceiling(n).as_millis()).collect();
         assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(backoff.ceiling(u32::MAX), Duration::from_secs(1));
+        let zero = Backoff { initial: Duration::ZERO, max: Duration::ZERO };
+        assert_eq!(zero.ceiling(0), Duration::from_millis(1));
     }
 
     #[test]

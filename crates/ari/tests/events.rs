@@ -238,3 +238,47 @@ async fn dropping_the_stream_stops_the_supervisor() {
         .expect("supervisor stops in time")
         .expect("state readable after stop");
 }
+
+#[tokio::test]
+async fn shutdown_is_not_held_up_by_a_consumer_that_stopped_reading() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, _seen) = mpsc::unbounded_channel();
+    let (sent_tx, mut sent) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = accept(stream, false, &seen_tx).await.expect("handshake");
+        for n in 0..20 {
+            let dtmf = json!({"digit": "1", "duration_ms": n, "channel": channel("c1")});
+            ws.send(frame("ChannelDtmfReceived", dtmf)).await.unwrap();
+        }
+        sent_tx.send(()).unwrap();
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+
+    let shutdown = CancellationToken::new();
+    let mut events = client(addr).events(EventsConfig::new("dragoman").buffer(2), shutdown.clone());
+    let mut state = events.state();
+    timeout(WAIT, sent.recv()).await.expect("server sent its frames in time");
+    timeout(WAIT, async {
+        while events.backlog() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the buffer fills");
+    // Let the supervisor read the next frame and block handing it over.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The buffer (2) is full and nobody reads; shutdown must still stop the supervisor.
+    shutdown.cancel();
+    timeout(WAIT, state.wait_for(|s| *s == ConnectionState::Stopped))
+        .await
+        .expect("supervisor stops in time")
+        .expect("state readable after stop");
+    let mut buffered = 0;
+    while let Some(item) = timeout(WAIT, events.recv()).await.expect("stream ends in time") {
+        assert!(matches!(item, Incoming::Connected | Incoming::Event(Event::ChannelDtmfReceived(_))));
+        buffered += 1;
+    }
+    assert!(buffered <= 3, "{buffered} items left in a buffer of 2 plus one in hand");
+}

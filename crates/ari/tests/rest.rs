@@ -70,13 +70,18 @@ async fn a_hung_server_times_out() {
 }
 
 #[tokio::test]
-async fn refused_connection_is_a_transport_error() {
+async fn refused_connection_is_a_transport_error_without_credentials() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let err = client(addr).ping().await.unwrap_err();
+    let ari = AriClient::new(AriConfig::new(format!("http://{addr}"), "dragoman", "hunter2").api_key_auth()).unwrap();
+    let err = ari.ping().await.unwrap_err();
     assert!(matches!(err, AriError::Transport { .. }), "{err}");
     assert_eq!(err.status(), None);
+    let shown = format!("{err} {err:?}");
+    // The cause is spelled out, the api_key query is not.
+    assert!(shown.to_lowercase().contains("refused"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
 }
 
 #[tokio::test]
