@@ -3,6 +3,15 @@
 //! Tests talk to the NATS server at `DRAGOMAN_TEST_NATS_URL` (default `nats://127.0.0.1:4222`,
 //! which `.ci/run` starts with JetStream when it is not already running). Each test gets its own
 //! subject namespace and stream names, so tests never see each other's messages.
+//!
+//! Layout:
+//! - this file: NATS and Redis helpers, corpus prompts;
+//! - [`ari_spec`]: a reader for the vendored ARI Swagger files and a validator for ARI JSON;
+//! - [`fake_ari`]: a fake Asterisk 22 ARI server (REST, events WebSocket, RTP) with a control
+//!   handle, for the gateway's tests, `dragoman bench gateway` and the demo.
+
+pub mod ari_spec;
+pub mod fake_ari;
 
 use std::time::Duration;
 
