@@ -32,7 +32,8 @@ pub enum AuthMode {
 #[derive(Debug, Clone)]
 pub struct AriConfig {
     /// Asterisk's HTTP server: `http://127.0.0.1:8088` or `https://pbx.example:8089`. With a
-    /// `prefix` in http.conf, include it: `http://pbx:8088/asterisk`. `/ari` is added.
+    /// `prefix` in http.conf, include it: `http://pbx:8088/asterisk`. `/ari` is added (a URL
+    /// that already ends in `/ari` is taken as meaning the same).
     pub url: String,
     /// An ari.conf user.
     pub username: String,
@@ -124,6 +125,9 @@ impl AriClient {
             return Err(invalid("query and fragment are not allowed"));
         }
         base.path_segments_mut().map_err(|()| invalid("no path"))?.pop_if_empty();
+        if base.path_segments().and_then(|mut segments| segments.next_back()) == Some("ari") {
+            base.path_segments_mut().map_err(|()| invalid("no path"))?.pop();
+        }
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
@@ -359,6 +363,12 @@ mod tests {
             prefixed.ari_url(&["asterisk", "ping"]).as_str(),
             "https://pbx.example:8089/asterisk/ari/asterisk/ping"
         );
+        for url in ["http://pbx:8088/ari", "http://pbx:8088/ari/"] {
+            assert_eq!(
+                client(url).unwrap().ari_url(&["asterisk", "ping"]).as_str(),
+                "http://pbx:8088/ari/asterisk/ping"
+            );
+        }
     }
 
     #[test]
