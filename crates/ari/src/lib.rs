@@ -50,7 +50,8 @@ pub use client::{AriClient, AriConfig, AuthMode};
 pub use error::AriError;
 pub use events::{Event, EventCommon, EventDecodeError, UnknownEvent};
 pub use models::{
-    Application, AsteriskInfo, AsteriskPing, Bridge, CallerId, Channel, DialplanCep, LiveRecording, Playback, Variable,
+    Application, AsteriskInfo, AsteriskPing, Bridge, CallerId, Channel, ChannelState, DialplanCep, LiveRecording,
+    Playback, Variable,
 };
 pub use params::{
     AddChannel, BridgeFeature, ConnectionType, CreateBridge, CreateChannel, Dtmf, Encapsulation, ExternalMedia,
