@@ -130,4 +130,37 @@ impl AriClient {
     pub async fn disable_talk_detect(&self, channel_id: &str) -> Result<(), AriError> {
         self.set_variable(channel_id, "TALK_DETECT(remove)", Some("")).await
     }
+
+    /// `POST /channels/{channelId}/continue`: leave the application and go on in the
+    /// dialplan (where it left off, or at the given place).
+    pub async fn continue_in_dialplan(
+        &self,
+        channel_id: &str,
+        context: Option<&str>,
+        extension: Option<&str>,
+        priority: Option<i64>,
+    ) -> Result<(), AriError> {
+        let mut query = Query::new();
+        query.opt("context", context).opt("extension", extension).opt("priority", priority);
+        self.empty(Method::POST, &["channels", channel_id, "continue"], query, None).await
+    }
+
+    /// `POST /channels/{channelId}/move`: hand the channel to another Stasis application.
+    pub async fn move_channel(&self, channel_id: &str, app: &str, app_args: Option<&str>) -> Result<(), AriError> {
+        let mut query = Query::new();
+        query.push("app", app).opt("appArgs", app_args);
+        self.empty(Method::POST, &["channels", channel_id, "move"], query, None).await
+    }
+
+    /// `POST /channels/{channelId}/dial`: dial a channel made with [`AriClient::create_channel`].
+    pub async fn dial(&self, channel_id: &str, caller: Option<&str>, timeout_s: Option<i64>) -> Result<(), AriError> {
+        let mut query = Query::new();
+        query.opt("caller", caller).opt("timeout", timeout_s);
+        self.empty(Method::POST, &["channels", channel_id, "dial"], query, None).await
+    }
+
+    /// `POST /channels/{channelId}/progress`: indicate progress (early media).
+    pub async fn progress(&self, channel_id: &str) -> Result<(), AriError> {
+        self.empty(Method::POST, &["channels", channel_id, "progress"], Query::new(), None).await
+    }
 }

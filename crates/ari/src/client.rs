@@ -32,7 +32,8 @@ pub enum AuthMode {
 #[derive(Debug, Clone)]
 pub struct AriConfig {
     /// Asterisk's HTTP server: `http://127.0.0.1:8088` or `https://pbx.example:8089`. With a
-    /// `prefix` in http.conf, include it: `http://pbx:8088/asterisk`. `/ari` is added.
+    /// `prefix` in http.conf, include it: `http://pbx:8088/asterisk`. `/ari` is added (a URL
+    /// that already ends in `/ari` is taken as meaning the same).
     pub url: String,
     /// An ari.conf user.
     pub username: String,
@@ -42,10 +43,14 @@ pub struct AriConfig {
     pub request_timeout: Duration,
     /// Longest a TCP (and TLS) connect may take.
     pub connect_timeout: Duration,
+    /// Idle pooled connections are closed after this. Keep it below Asterisk's http.conf
+    /// `session_keep_alive` (15 s by default) so a request never goes out on a connection
+    /// Asterisk is closing.
+    pub pool_idle_timeout: Duration,
 }
 
 impl AriConfig {
-    /// Basic auth, 10 s requests, 3 s connects.
+    /// Basic auth, 10 s requests, 3 s connects, idle connections kept 10 s.
     pub fn new(url: impl Into<String>, username: impl Into<String>, password: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -54,6 +59,7 @@ impl AriConfig {
             auth: AuthMode::Basic,
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
+            pool_idle_timeout: Duration::from_secs(10),
         }
     }
 
@@ -70,6 +76,11 @@ impl AriConfig {
 
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
         self
     }
 }
@@ -114,9 +125,14 @@ impl AriClient {
             return Err(invalid("query and fragment are not allowed"));
         }
         base.path_segments_mut().map_err(|()| invalid("no path"))?.pop_if_empty();
+        if base.path_segments().and_then(|mut segments| segments.next_back()) == Some("ari") {
+            base.path_segments_mut().map_err(|()| invalid("no path"))?.pop();
+        }
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .tcp_nodelay(true)
             .build()
             .map_err(|err| invalid(&err.to_string()))?;
         let authorization = match config.auth {
@@ -347,6 +363,12 @@ mod tests {
             prefixed.ari_url(&["asterisk", "ping"]).as_str(),
             "https://pbx.example:8089/asterisk/ari/asterisk/ping"
         );
+        for url in ["http://pbx:8088/ari", "http://pbx:8088/ari/"] {
+            assert_eq!(
+                client(url).unwrap().ari_url(&["asterisk", "ping"]).as_str(),
+                "http://pbx:8088/ari/asterisk/ping"
+            );
+        }
     }
 
     #[test]

@@ -31,9 +31,9 @@
 //! - [`stream`]: [`EventStream`], the events WebSocket with reconnects and keepalive.
 //! - [`error`]: [`AriError`], with the HTTP status and ARI's message.
 //!
-//! Status: REST operations needed for call control (channels, bridges, playbacks,
-//! applications, asterisk info/ping) and the full event set; recordings, endpoints, sounds,
-//! device states, mailboxes and dynamic config are not wrapped yet.
+//! Status: the REST operations call control needs (channels, bridges, playbacks,
+//! applications, asterisk info/ping) and the full event set. Recordings, endpoints, sounds,
+//! device states, mailboxes, MOH, RTP statistics and dynamic config are not wrapped yet.
 
 pub mod bridges;
 pub mod channels;
@@ -50,7 +50,8 @@ pub use client::{AriClient, AriConfig, AuthMode};
 pub use error::AriError;
 pub use events::{Event, EventCommon, EventDecodeError, UnknownEvent};
 pub use models::{
-    Application, AsteriskInfo, AsteriskPing, Bridge, CallerId, Channel, DialplanCep, LiveRecording, Playback, Variable,
+    Application, AsteriskInfo, AsteriskPing, Bridge, CallerId, Channel, ChannelState, DialplanCep, LiveRecording,
+    Playback, Variable,
 };
 pub use params::{
     AddChannel, BridgeFeature, ConnectionType, CreateBridge, CreateChannel, Dtmf, Encapsulation, ExternalMedia,

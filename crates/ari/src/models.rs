@@ -54,6 +54,54 @@ impl Channel {
     pub fn is_up(&self) -> bool {
         self.state == "Up"
     }
+
+    /// `state` as a [`ChannelState`]; `None` for a name this client does not know.
+    pub fn channel_state(&self) -> Option<ChannelState> {
+        ChannelState::from_name(&self.state)
+    }
+}
+
+/// A channel state, as Asterisk names them in `Channel.state` (`ast_state2str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelState {
+    Down,
+    /// `Rsrved`: reserved.
+    Reserved,
+    OffHook,
+    Dialing,
+    /// The far end rings (for us: an incoming call).
+    Ring,
+    /// Ringing is being indicated to the caller.
+    Ringing,
+    /// Answered.
+    Up,
+    Busy,
+    /// `Dialing Offhook`.
+    DialingOffhook,
+    /// `Pre-ring`.
+    PreRing,
+    /// Asterisk itself says `Unknown`.
+    Unknown,
+}
+
+impl ChannelState {
+    /// Reads Asterisk's name for a state.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "Down" => Self::Down,
+            "Rsrved" => Self::Reserved,
+            "OffHook" => Self::OffHook,
+            "Dialing" => Self::Dialing,
+            "Ring" => Self::Ring,
+            "Ringing" => Self::Ringing,
+            "Up" => Self::Up,
+            "Busy" => Self::Busy,
+            "Dialing Offhook" => Self::DialingOffhook,
+            "Pre-ring" => Self::PreRing,
+            "Unknown" => Self::Unknown,
+            _ => return None,
+        })
+    }
 }
 
 /// Caller identification (`CallerID`).
@@ -308,4 +356,46 @@ pub struct RequiredDestination {
 pub struct AdditionalParam {
     pub parameter_name: String,
     pub parameter_value: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // A panic is a test failure.
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn channel(state: &str, channelvars: Option<Value>) -> Channel {
+        let mut json = json!({
+            "id": "1764065472.9", "protocol_id": "", "name": "UnicastRTP/127.0.0.1:40010-0x7f", "state": state,
+            "caller": {"name": "", "number": ""}, "connected": {"name": "", "number": ""}, "accountcode": "",
+            "dialplan": {"context": "default", "exten": "s", "priority": 1, "app_name": "", "app_data": ""},
+            "creationtime": "2026-11-25T10:00:00.000+0000", "language": "en"
+        });
+        if let Some(vars) = channelvars {
+            json["channelvars"] = vars;
+        }
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn external_media_reply_exposes_rtp_address() {
+        let vars = json!({"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": "17424", "N": 3});
+        let media = channel("Down", Some(vars));
+        assert_eq!(media.channel_var("UNICASTRTP_LOCAL_ADDRESS"), Some("127.0.0.1"));
+        assert_eq!(media.channel_var("UNICASTRTP_LOCAL_PORT"), Some("17424"));
+        assert_eq!(media.channel_var("N"), None, "not text");
+        assert_eq!(media.channel_var("MISSING"), None);
+        assert_eq!(channel("Down", None).channel_var("UNICASTRTP_LOCAL_PORT"), None);
+    }
+
+    #[test]
+    fn channel_states_read_asterisks_names() {
+        assert_eq!(channel("Up", None).channel_state(), Some(ChannelState::Up));
+        assert!(channel("Up", None).is_up());
+        assert_eq!(channel("Dialing Offhook", None).channel_state(), Some(ChannelState::DialingOffhook));
+        assert_eq!(channel("Rsrved", None).channel_state(), Some(ChannelState::Reserved));
+        assert_eq!(channel("Teleporting", None).channel_state(), None);
+        assert!(!channel("Down", None).is_up());
+    }
 }

@@ -17,6 +17,14 @@ impl AriClient {
         self.empty(Method::DELETE, &["playbacks", playback_id], Query::new(), None).await
     }
 
+    /// `POST /playbacks/{playbackId}/control`: `restart`, `pause`, `unpause`, `reverse` or
+    /// `forward`.
+    pub async fn control_playback(&self, playback_id: &str, operation: &str) -> Result<(), AriError> {
+        let mut query = Query::new();
+        query.push("operation", operation);
+        self.empty(Method::POST, &["playbacks", playback_id, "control"], query, None).await
+    }
+
     /// `GET /applications`.
     pub async fn list_applications(&self) -> Result<Vec<Application>, AriError> {
         self.json(Method::GET, &["applications"], Query::new(), None).await

@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -277,20 +278,7 @@ impl Supervisor {
 
     /// Opens the WebSocket, handshake included, within the connect timeout.
     async fn connect(&self) -> Result<Socket, String> {
-        let mut url = self.client.ari_url(&["events"]);
-        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
-        url.set_scheme(scheme).map_err(|()| format!("cannot use {scheme} for {url}"))?;
-        let mut query = Query::new();
-        query.push("app", self.config.apps.join(",")).push("subscribeAll", self.config.subscribe_all);
-        self.client.add_api_key(&mut query);
-        url.set_query(Some(&query.encode()));
-
-        let mut request = url.as_str().into_client_request().map_err(|err| err.to_string())?;
-        let headers = request.headers_mut();
-        headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static("ari"));
-        if let Some(authorization) = self.client.basic_authorization() {
-            headers.insert("Authorization", authorization);
-        }
+        let request = events_request(&self.client, &self.config)?;
         match timeout(self.config.connect_timeout, connect_async(request)).await {
             Ok(Ok((socket, _response))) => Ok(socket),
             Ok(Err(err)) => Err(err.to_string()),
@@ -357,6 +345,26 @@ impl Supervisor {
     }
 }
 
+/// The handshake request: `ws(s)://…/ari/events?app=…&subscribeAll=…`, subprotocol `ari`,
+/// the client's auth.
+fn events_request(client: &AriClient, config: &EventsConfig) -> Result<Request, String> {
+    let mut url = client.ari_url(&["events"]);
+    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    url.set_scheme(scheme).map_err(|()| format!("cannot use {scheme} for {url}"))?;
+    let mut query = Query::new();
+    query.push("app", config.apps.join(",")).push("subscribeAll", config.subscribe_all);
+    client.add_api_key(&mut query);
+    url.set_query(Some(&query.encode()));
+
+    let mut request = url.as_str().into_client_request().map_err(|err| err.to_string())?;
+    let headers = request.headers_mut();
+    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static("ari"));
+    if let Some(authorization) = client.basic_authorization() {
+        headers.insert("Authorization", authorization);
+    }
+    Ok(request)
+}
+
 /// Decodes a text frame; a bad one is logged and dropped.
 fn decode(frame: &str) -> Option<Event> {
     match Event::from_json(frame) {
@@ -396,6 +404,28 @@ mod tests {
         // Full jitter spreads over the whole range, not around the ceiling.
         assert!(delays.iter().any(|d| *d < Duration::from_millis(400)));
         assert!(delays.iter().any(|d| *d > Duration::from_millis(400)));
+    }
+
+    #[test]
+    fn events_url_follows_the_rest_url() {
+        use crate::client::AriConfig;
+
+        let tls = AriClient::new(AriConfig::new("https://pbx.example:8089/asterisk", "u", "p")).unwrap();
+        let request = events_request(&tls, &EventsConfig::new("dragoman")).unwrap();
+        assert_eq!(
+            request.uri().to_string(),
+            "wss://pbx.example:8089/asterisk/ari/events?app=dragoman&subscribeAll=false"
+        );
+        assert_eq!(request.headers()["sec-websocket-protocol"], "ari");
+        assert!(request.headers()["authorization"].to_str().unwrap().starts_with("Basic "));
+
+        let plain = AriClient::new(AriConfig::new("http://127.0.0.1:8088", "u", "p").api_key_auth()).unwrap();
+        let request = events_request(&plain, &EventsConfig::new("a").app("b").subscribe_all(true)).unwrap();
+        assert_eq!(
+            request.uri().to_string(),
+            "ws://127.0.0.1:8088/ari/events?app=a%2Cb&subscribeAll=true&api_key=u%3Ap"
+        );
+        assert!(request.headers().get("authorization").is_none());
     }
 
     #[test]

@@ -282,3 +282,32 @@ async fn shutdown_is_not_held_up_by_a_consumer_that_stopped_reading() {
     }
     assert!(buffered <= 3, "{buffered} items left in a buffer of 2 plus one in hand");
 }
+
+#[tokio::test]
+async fn wss_failures_are_reported_and_retried_not_fatal() {
+    // A peer that drops every connection: the TLS handshake fails. That must be an ordinary
+    // failed attempt (rustls set up, no panic), retried like any other.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted_tx, mut accepted) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+            let _ = accepted_tx.send(());
+        }
+    });
+    let ari = AriClient::new(AriConfig::new(format!("https://{addr}"), "u", "p")).unwrap();
+    let config = EventsConfig::new("dragoman").backoff(Duration::from_millis(1), Duration::from_millis(5));
+    let events = ari.events(config, CancellationToken::new());
+    let mut state = events.state();
+    let failed = timeout(WAIT, state.wait_for(|s| matches!(s, ConnectionState::Disconnected { .. })))
+        .await
+        .expect("a failed attempt in time")
+        .expect("supervisor alive after a tls failure")
+        .clone();
+    assert!(matches!(failed, ConnectionState::Disconnected { reason } if !reason.is_empty()));
+    for _ in 0..2 {
+        timeout(WAIT, accepted.recv()).await.expect("another attempt in time").expect("server alive");
+    }
+    assert!(!matches!(*state.borrow(), ConnectionState::Stopped));
+}

@@ -463,6 +463,11 @@ async fn run_every_operation(ari: &AriClient) {
     ari.set_variable("c1", "CALL_ID", None).await.unwrap();
     ari.enable_talk_detect("c1", TalkDetect { silence_ms: Some(1200), talking_threshold: Some(128) }).await.unwrap();
     ari.disable_talk_detect("c1").await.unwrap();
+    ari.continue_in_dialplan("c1", None, None, None).await.unwrap();
+    ari.continue_in_dialplan("c1", Some("default"), Some("100"), Some(2)).await.unwrap();
+    ari.move_channel("c1", "other-app", Some("x")).await.unwrap();
+    ari.dial("new-1", Some("c1"), Some(30)).await.unwrap();
+    ari.progress("c1").await.unwrap();
     ari.hangup("c1", Some(HangupReason::Normal)).await.unwrap();
     ari.hangup("c2", None).await.unwrap();
     ari.hangup_with_cause("c3", 16).await.unwrap();
@@ -491,6 +496,7 @@ async fn run_every_operation(ari: &AriClient) {
 
     // Playbacks, applications, asterisk.
     ari.get_playback("pb-1").await.unwrap();
+    ari.control_playback("pb-1", "pause").await.unwrap();
     ari.stop_playback("pb-1").await.unwrap();
     assert_eq!(ari.list_applications().await.unwrap().len(), 1);
     ari.get_application("dragoman").await.unwrap();
@@ -559,6 +565,11 @@ async fn every_request_the_client_sends_matches_a_spec_operation() {
         "channels.play",
         "channels.snoopChannel",
         "channels.getChannelVar",
+        "channels.continueInDialplan",
+        "channels.move",
+        "channels.dial",
+        "channels.progress",
+        "playbacks.control",
         "channels.setChannelVar",
         "bridges.list",
         "bridges.get",
