@@ -641,3 +641,60 @@ async fn events_websocket_without_subprotocol_or_app() {
     let unauthenticated = tokio_tungstenite::connect_async(fake.events_url(APP).as_str()).await;
     assert!(unauthenticated.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_clients_at_once_leave_nothing_behind() {
+    let fake = std::sync::Arc::new(FakeAri::start().await.expect("start fake"));
+    let spec = Spec::vendored();
+    let _events = Events::connect(&fake, &spec, APP).await;
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..32 {
+        let (fake, http) = (fake.clone(), http.clone());
+        tasks.spawn(async move {
+            let base = fake.http_url();
+            let auth = |r: reqwest::RequestBuilder| r.basic_auth(fake.username(), Some(fake.password()));
+            for call in 0..20 {
+                let id = format!("c-{task}-{call}");
+                let url = format!("{base}/channels/{id}?endpoint=PJSIP/{call}&app={APP}");
+                let originated = auth(http.post(&url)).send().await.expect("originate");
+                assert_eq!(originated.status(), StatusCode::OK);
+                let bridge = format!("{base}/bridges/b-{id}");
+                assert_eq!(auth(http.post(&bridge)).send().await.expect("bridge").status(), StatusCode::OK);
+                let add = format!("{bridge}/addChannel?channel={id}");
+                assert_eq!(auth(http.post(&add)).send().await.expect("add").status(), StatusCode::NO_CONTENT);
+                let hangup = format!("{base}/channels/{id}");
+                assert_eq!(auth(http.delete(&hangup)).send().await.expect("hangup").status(), StatusCode::NO_CONTENT);
+                assert_eq!(auth(http.delete(&bridge)).send().await.expect("destroy").status(), StatusCode::NO_CONTENT);
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("client task");
+    }
+    let counters = fake.counters();
+    assert_eq!((counters.live_channels, counters.live_bridges), (0, 0), "{counters:?}");
+    assert_eq!((counters.channels_created, counters.bridges_created), (640, 640));
+    assert!(counters.requests_served >= 3200, "{counters:?}");
+}
+
+#[tokio::test]
+async fn subscribe_all_connections_also_see_the_end_of_snoops() {
+    let spec = Spec::vendored();
+    let fake = FakeAri::start().await.expect("start fake");
+    let rest = Rest::new(&fake, &spec);
+    let url = format!(
+        "{}&api_key={}",
+        fake.events_url(APP).replace("subscribeAll=false", "subscribeAll=true"),
+        fake.api_key()
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+    within(5, fake.wait_for_app(APP)).await;
+    let mut events = Events { ws, spec: &spec, seen: Vec::new() };
+    let call = fake.place_inbound_call(InboundCall::new(APP, "1")).expect("call");
+    let snoop = rest.ok(Method::POST, &format!("/channels/{}/snoop?app={APP}&spy=in", call.channel_id)).await;
+    let snoop_id = snoop["id"].as_str().expect("id");
+    fake.hangup(&call.channel_id).expect("hangup");
+    events.until("ChannelDestroyed", Some(snoop_id)).await;
+    events.until("ChannelDestroyed", Some(&call.channel_id)).await;
+}
