@@ -588,6 +588,15 @@ async fn faults_fail_delay_hang_duplicate_and_corrupt() {
     assert_eq!(http.get(&ping).send().await.expect("send").status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(http.get(&ping).send().await.expect("send").status(), StatusCode::OK);
 
+    // Failures for one route come first and leave the others alone.
+    fake.fail_next_on("POST", "/channels/externalMedia", [500]);
+    fake.fail_next_requests([503]);
+    let media =
+        format!("{}/channels/externalMedia?api_key={}&app={APP}&format=slin16", fake.http_url(), fake.api_key());
+    assert_eq!(http.post(&media).send().await.expect("send").status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(http.get(&ping).send().await.expect("send").status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(http.post(&media).send().await.expect("send").status(), StatusCode::BAD_REQUEST, "no external_host");
+
     fake.set_faults(Faults { failure_probability: 1.0, failure_status: 502, ..Faults::default() });
     assert_eq!(http.get(&ping).send().await.expect("send").status(), StatusCode::BAD_GATEWAY);
     fake.set_faults(Faults { latency: Duration::from_millis(150), ..Faults::default() });
@@ -616,6 +625,11 @@ async fn faults_fail_delay_hang_duplicate_and_corrupt() {
     let frame = within(5, events.ws.next()).await.expect("open").expect("frame");
     let text = frame.into_text().expect("text");
     assert!(serde_json::from_str::<Value>(text.as_str()).is_err());
+    // An event type the client does not know, as newer Asterisk versions add them.
+    assert_eq!(fake.inject_frame(APP, r#"{"type": "ChannelFutureThing", "application": "dragoman"}"#), 1);
+    let frame = within(5, events.ws.next()).await.expect("open").expect("frame").into_text().expect("text");
+    let unknown: Value = serde_json::from_str(frame.as_str()).expect("json");
+    assert!(!spec.validate_message(&unknown).is_empty(), "an unknown type is not a spec event");
     // The connection still works afterwards.
     fake.send_dtmf(&call.channel_id, '#').expect("dtmf");
     assert_eq!(events.next().await["digit"], "#");

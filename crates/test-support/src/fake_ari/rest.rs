@@ -4,7 +4,7 @@
 //! operations, 201 (with `Location`) for new playbacks. Error bodies are `{"message": "…"}`
 //! with the codes the spec's `errorResponses` list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -200,7 +200,7 @@ async fn authenticate(AxumState(shared): AxumState<Arc<Shared>>, request: Reques
 
 async fn handle(shared: Arc<Shared>, route: &'static Route, uri: Uri, body: Bytes) -> Response {
     shared.stats.requests_served.fetch_add(1, Ordering::Relaxed);
-    if let Some(reply) = inject_faults(&shared).await {
+    if let Some(reply) = inject_faults(&shared, route).await {
         return reply.into_response();
     }
     let path = path_params(route.path, uri.path());
@@ -223,14 +223,19 @@ async fn handle(shared: Arc<Shared>, route: &'static Route, uri: Uri, body: Byte
     reply.into_response()
 }
 
-async fn inject_faults(shared: &Shared) -> Option<Reply> {
+async fn inject_faults(shared: &Shared, route: &Route) -> Option<Reply> {
     let mut hung = shared.hung.subscribe();
     let _ = hung.wait_for(|h| !h).await;
     let faults = shared.faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
-    let queued = shared.failures.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+    let queued = {
+        let mut failures = shared.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let key = Some((route.method.to_owned(), route.path.to_owned()));
+        let specific = failures.get_mut(&key).and_then(VecDeque::pop_front);
+        specific.or_else(|| failures.get_mut(&None).and_then(VecDeque::pop_front))
+    };
     let random = faults.failure_probability > 0.0 && rand::random_bool(faults.failure_probability.min(1.0));
     let status = queued.or(random.then_some(faults.failure_status))?;
     let status =

@@ -29,7 +29,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub stats: Stats,
     pub faults: Mutex<Faults>,
-    pub failures: Mutex<VecDeque<u16>>,
+    /// Statuses for the next requests: any route (key None) or one `(method, path template)`.
+    pub failures: Mutex<HashMap<Option<(String, String)>, VecDeque<u16>>>,
     pub hung: watch::Sender<bool>,
     /// Woken when applications connect or disconnect.
     pub changed: Notify,
@@ -53,7 +54,7 @@ impl Shared {
             state: Mutex::new(State::new()),
             stats: Stats::default(),
             faults: Mutex::new(Faults::default()),
-            failures: Mutex::new(VecDeque::new()),
+            failures: Mutex::new(HashMap::new()),
             hung: watch::channel(false).0,
             changed: Notify::new(),
         }
