@@ -22,6 +22,10 @@ pub(crate) fn ari_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
 }
 
+/// Statuses for the next requests: for any route (key `None`) or for one
+/// `(method, path template)`.
+pub(crate) type FailurePlan = HashMap<Option<(String, String)>, VecDeque<u16>>;
+
 /// State shared by the server, its tasks and the control handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -29,8 +33,7 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub stats: Stats,
     pub faults: Mutex<Faults>,
-    /// Statuses for the next requests: any route (key None) or one `(method, path template)`.
-    pub failures: Mutex<HashMap<Option<(String, String)>, VecDeque<u16>>>,
+    pub failures: Mutex<FailurePlan>,
     pub hung: watch::Sender<bool>,
     /// Woken when applications connect or disconnect.
     pub changed: Notify,
