@@ -432,13 +432,15 @@ async fn snooped_speech_arrives_as_rtp_from_the_advertised_port() {
     assert!(received[first + speech.len()..].iter().all(|&s| s == 0), "silence after the utterance");
     assert!(fake.counters().rtp_packets_sent >= 40);
 
-    // Packets sent to the advertised port are counted.
+    // Packets sent to the advertised port are counted, per channel too.
+    assert_eq!(fake.rtp_packets_received(external_id), Some(0));
     rtp.send_to(&[0x80, 118, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1], ("127.0.0.1", port)).await.expect("send");
 
     // The caller hangs up: the snoop dies with it and the stream stops.
     fake.hangup(&caller).expect("hangup");
     while tokio::time::timeout(Duration::from_millis(200), rtp.recv_from(&mut buf)).await.is_ok() {}
-    assert!(fake.counters().rtp_packets_received >= 1);
+    assert_eq!(fake.rtp_packets_received(external_id), Some(1));
+    assert_eq!(fake.counters().rtp_packets_received, 1);
 }
 
 #[tokio::test]

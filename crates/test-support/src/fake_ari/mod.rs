@@ -458,6 +458,12 @@ impl FakeAri {
         self.shared.lock().channels.get(channel_id)?.vars.get(name).cloned()
     }
 
+    /// RTP packets received so far on the socket of an externalMedia channel (audio the
+    /// application sends towards a party), or None if there is no such channel.
+    pub fn rtp_packets_received(&self, channel_id: &str) -> Option<u64> {
+        self.shared.lock().channels.get(channel_id).map(|c| c.rtp_received)
+    }
+
     /// Whether the application enabled talk detection (`TALK_DETECT(set)`) on the channel.
     pub fn talk_detect_enabled(&self, channel_id: &str) -> bool {
         self.shared.lock().channels.get(channel_id).is_some_and(|c| c.talk_detect)

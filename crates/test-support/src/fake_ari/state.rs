@@ -164,6 +164,8 @@ pub(crate) struct Channel {
     pub bridge: Option<String>,
     pub kind: Kind,
     pub talk_detect: bool,
+    /// RTP packets received on an externalMedia channel's socket.
+    pub rtp_received: u64,
     pub speech: Option<Speech>,
 }
 
@@ -466,6 +468,7 @@ impl State {
             bridge: None,
             kind,
             talk_detect: false,
+            rtp_received: 0,
             speech: None,
         };
         self.channels.insert(id.clone(), channel);
