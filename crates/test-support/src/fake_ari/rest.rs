@@ -318,6 +318,11 @@ impl Params {
                 match (k.as_str(), v) {
                     ("variables", Value::Object(vars)) => params.variables = vars,
                     (_, Value::String(s)) => params.pairs.push((k, s)),
+                    // A list stands for a comma-separated value (`allowMultiple`).
+                    (_, Value::Array(items)) => {
+                        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                        params.pairs.push((k, items.iter().map(text).collect::<Vec<_>>().join(",")));
+                    }
                     (_, other) => params.pairs.push((k, other.to_string())),
                 }
             }
@@ -929,5 +934,7 @@ mod tests {
         assert_eq!(p.multi("channel"), ["a", "b", "c"]);
         assert_eq!(p.get("app"), Some("x"));
         assert_eq!(p.variables().get("V").map(String::as_str), Some("1"));
+        let p = Params::parse(None, Some(br#"{"appArgs":["a","b"],"timeout":30}"#)).unwrap_or_default();
+        assert_eq!((p.multi("appArgs"), p.get("timeout")), (vec!["a".to_owned(), "b".to_owned()], Some("30")));
     }
 }
