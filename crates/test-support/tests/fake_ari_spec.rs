@@ -636,6 +636,14 @@ async fn faults_fail_delay_hang_duplicate_and_corrupt() {
     fake.send_dtmf(&call.channel_id, '#').expect("dtmf");
     assert_eq!(events.next().await["digit"], "#");
     rest.expect(Method::DELETE, &format!("/channels/{}", call.channel_id), 204).await;
+
+    // A far-end hangup whose request arrives twice, then the end as usual.
+    fake.set_faults(Faults { duplicate_hangup_request: true, ..Faults::default() });
+    let call = fake.place_inbound_call(InboundCall::new(APP, "2")).expect("call");
+    fake.hangup(&call.channel_id).expect("hangup");
+    events.until("ChannelDestroyed", Some(&call.channel_id)).await;
+    let seen = types(&events.seen, &call.channel_id);
+    assert_eq!(seen, ["StasisStart", "ChannelHangupRequest", "ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"]);
 }
 
 #[tokio::test]

@@ -82,6 +82,9 @@ pub struct Faults {
     pub latency: Duration,
     /// Probability (0..=1) that an event frame is sent twice.
     pub duplicate_event_probability: f64,
+    /// Send ChannelHangupRequest twice on far-end hangups, as Asterisk 22 was seen doing for
+    /// the `;2` half of a Local channel.
+    pub duplicate_hangup_request: bool,
 }
 
 /// What the fake has done so far; see [`FakeAri::counters`].

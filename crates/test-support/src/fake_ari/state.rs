@@ -549,7 +549,10 @@ impl State {
             return;
         }
         if hangup.request {
-            self.emit_channel(shared, "ChannelHangupRequest", id, json!({"cause": hangup.cause}), delay);
+            let twice = shared.faults.lock().unwrap_or_else(|e| e.into_inner()).duplicate_hangup_request;
+            for _ in 0..if twice { 2 } else { 1 } {
+                self.emit_channel(shared, "ChannelHangupRequest", id, json!({"cause": hangup.cause}), delay);
+            }
         }
         let snoops: Vec<String> = self
             .channels
