@@ -432,13 +432,15 @@ async fn snooped_speech_arrives_as_rtp_from_the_advertised_port() {
     assert!(received[first + speech.len()..].iter().all(|&s| s == 0), "silence after the utterance");
     assert!(fake.counters().rtp_packets_sent >= 40);
 
-    // Packets sent to the advertised port are counted.
+    // Packets sent to the advertised port are counted, per channel too.
+    assert_eq!(fake.rtp_packets_received(external_id), Some(0));
     rtp.send_to(&[0x80, 118, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1], ("127.0.0.1", port)).await.expect("send");
 
     // The caller hangs up: the snoop dies with it and the stream stops.
     fake.hangup(&caller).expect("hangup");
     while tokio::time::timeout(Duration::from_millis(200), rtp.recv_from(&mut buf)).await.is_ok() {}
-    assert!(fake.counters().rtp_packets_received >= 1);
+    assert_eq!(fake.rtp_packets_received(external_id), Some(1));
+    assert_eq!(fake.counters().rtp_packets_received, 1);
 }
 
 #[tokio::test]
@@ -588,6 +590,15 @@ async fn faults_fail_delay_hang_duplicate_and_corrupt() {
     assert_eq!(http.get(&ping).send().await.expect("send").status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(http.get(&ping).send().await.expect("send").status(), StatusCode::OK);
 
+    // Failures for one route come first and leave the others alone.
+    fake.fail_next_on("POST", "/channels/externalMedia", [500]);
+    fake.fail_next_requests([503]);
+    let media =
+        format!("{}/channels/externalMedia?api_key={}&app={APP}&format=slin16", fake.http_url(), fake.api_key());
+    assert_eq!(http.post(&media).send().await.expect("send").status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(http.get(&ping).send().await.expect("send").status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(http.post(&media).send().await.expect("send").status(), StatusCode::BAD_REQUEST, "no external_host");
+
     fake.set_faults(Faults { failure_probability: 1.0, failure_status: 502, ..Faults::default() });
     assert_eq!(http.get(&ping).send().await.expect("send").status(), StatusCode::BAD_GATEWAY);
     fake.set_faults(Faults { latency: Duration::from_millis(150), ..Faults::default() });
@@ -616,10 +627,23 @@ async fn faults_fail_delay_hang_duplicate_and_corrupt() {
     let frame = within(5, events.ws.next()).await.expect("open").expect("frame");
     let text = frame.into_text().expect("text");
     assert!(serde_json::from_str::<Value>(text.as_str()).is_err());
+    // An event type the client does not know, as newer Asterisk versions add them.
+    assert_eq!(fake.inject_frame(APP, r#"{"type": "ChannelFutureThing", "application": "dragoman"}"#), 1);
+    let frame = within(5, events.ws.next()).await.expect("open").expect("frame").into_text().expect("text");
+    let unknown: Value = serde_json::from_str(frame.as_str()).expect("json");
+    assert!(!spec.validate_message(&unknown).is_empty(), "an unknown type is not a spec event");
     // The connection still works afterwards.
     fake.send_dtmf(&call.channel_id, '#').expect("dtmf");
     assert_eq!(events.next().await["digit"], "#");
     rest.expect(Method::DELETE, &format!("/channels/{}", call.channel_id), 204).await;
+
+    // A far-end hangup whose request arrives twice, then the end as usual.
+    fake.set_faults(Faults { duplicate_hangup_request: true, ..Faults::default() });
+    let call = fake.place_inbound_call(InboundCall::new(APP, "2")).expect("call");
+    fake.hangup(&call.channel_id).expect("hangup");
+    events.until("ChannelDestroyed", Some(&call.channel_id)).await;
+    let seen = types(&events.seen, &call.channel_id);
+    assert_eq!(seen, ["StasisStart", "ChannelHangupRequest", "ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"]);
 }
 
 #[tokio::test]
@@ -640,4 +664,61 @@ async fn events_websocket_without_subprotocol_or_app() {
     // Without credentials: 401 before any upgrade.
     let unauthenticated = tokio_tungstenite::connect_async(fake.events_url(APP).as_str()).await;
     assert!(unauthenticated.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_clients_at_once_leave_nothing_behind() {
+    let fake = std::sync::Arc::new(FakeAri::start().await.expect("start fake"));
+    let spec = Spec::vendored();
+    let _events = Events::connect(&fake, &spec, APP).await;
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..32 {
+        let (fake, http) = (fake.clone(), http.clone());
+        tasks.spawn(async move {
+            let base = fake.http_url();
+            let auth = |r: reqwest::RequestBuilder| r.basic_auth(fake.username(), Some(fake.password()));
+            for call in 0..20 {
+                let id = format!("c-{task}-{call}");
+                let url = format!("{base}/channels/{id}?endpoint=PJSIP/{call}&app={APP}");
+                let originated = auth(http.post(&url)).send().await.expect("originate");
+                assert_eq!(originated.status(), StatusCode::OK);
+                let bridge = format!("{base}/bridges/b-{id}");
+                assert_eq!(auth(http.post(&bridge)).send().await.expect("bridge").status(), StatusCode::OK);
+                let add = format!("{bridge}/addChannel?channel={id}");
+                assert_eq!(auth(http.post(&add)).send().await.expect("add").status(), StatusCode::NO_CONTENT);
+                let hangup = format!("{base}/channels/{id}");
+                assert_eq!(auth(http.delete(&hangup)).send().await.expect("hangup").status(), StatusCode::NO_CONTENT);
+                assert_eq!(auth(http.delete(&bridge)).send().await.expect("destroy").status(), StatusCode::NO_CONTENT);
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("client task");
+    }
+    let counters = fake.counters();
+    assert_eq!((counters.live_channels, counters.live_bridges), (0, 0), "{counters:?}");
+    assert_eq!((counters.channels_created, counters.bridges_created), (640, 640));
+    assert!(counters.requests_served >= 3200, "{counters:?}");
+}
+
+#[tokio::test]
+async fn subscribe_all_connections_also_see_the_end_of_snoops() {
+    let spec = Spec::vendored();
+    let fake = FakeAri::start().await.expect("start fake");
+    let rest = Rest::new(&fake, &spec);
+    let url = format!(
+        "{}&api_key={}",
+        fake.events_url(APP).replace("subscribeAll=false", "subscribeAll=true"),
+        fake.api_key()
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+    within(5, fake.wait_for_app(APP)).await;
+    let mut events = Events { ws, spec: &spec, seen: Vec::new() };
+    let call = fake.place_inbound_call(InboundCall::new(APP, "1")).expect("call");
+    let snoop = rest.ok(Method::POST, &format!("/channels/{}/snoop?app={APP}&spy=in", call.channel_id)).await;
+    let snoop_id = snoop["id"].as_str().expect("id");
+    fake.hangup(&call.channel_id).expect("hangup");
+    events.until("ChannelDestroyed", Some(snoop_id)).await;
+    events.until("ChannelDestroyed", Some(&call.channel_id)).await;
 }

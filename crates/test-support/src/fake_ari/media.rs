@@ -53,6 +53,9 @@ pub(crate) fn spawn(
                 received = socket.recv_from(&mut buf) => {
                     if received.is_ok() {
                         shared.stats.rtp_packets_received.fetch_add(1, Ordering::Relaxed);
+                        if let Some(channel) = shared.lock().channels.get_mut(&channel_id) {
+                            channel.rtp_received += 1;
+                        }
                     }
                 }
             }

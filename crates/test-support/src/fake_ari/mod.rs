@@ -82,6 +82,9 @@ pub struct Faults {
     pub latency: Duration,
     /// Probability (0..=1) that an event frame is sent twice.
     pub duplicate_event_probability: f64,
+    /// Send ChannelHangupRequest twice on far-end hangups, as Asterisk 22 was seen doing for
+    /// the `;2` half of a Local channel.
+    pub duplicate_hangup_request: bool,
 }
 
 /// What the fake has done so far; see [`FakeAri::counters`].
@@ -389,7 +392,15 @@ impl FakeAri {
     /// Makes the next REST requests fail with these statuses, one each, before the random
     /// failures of [`Faults`] apply.
     pub fn fail_next_requests(&self, statuses: impl IntoIterator<Item = u16>) {
-        self.shared.failures.lock().unwrap_or_else(|e| e.into_inner()).extend(statuses);
+        self.shared.failures.lock().unwrap_or_else(|e| e.into_inner()).entry(None).or_default().extend(statuses);
+    }
+
+    /// Makes the next requests to one route fail with these statuses, one each, e.g.
+    /// `fail_next_on("POST", "/channels/externalMedia", [500])`. The path is the template as in
+    /// [`routes`] (`/channels/{channelId}/answer`). These apply before [`FakeAri::fail_next_requests`].
+    pub fn fail_next_on(&self, method: &str, path_template: &str, statuses: impl IntoIterator<Item = u16>) {
+        let key = Some((method.to_uppercase(), path_template.to_owned()));
+        self.shared.failures.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().extend(statuses);
     }
 
     /// While hung, REST requests are accepted but not answered (until `set_hung(false)`), and
@@ -398,9 +409,17 @@ impl FakeAri {
         self.shared.hung.send_replace(hung);
     }
 
-    /// Sends a frame that is not valid JSON to every WebSocket of `app`. Returns how many got it.
+    /// Sends a frame that is not valid JSON to the WebSocket of `app`. Returns how many
+    /// connections got it (0 or 1).
     pub fn inject_malformed_frame(&self, app: &str) -> usize {
-        self.shared.lock().send_raw(app, "{\"type\": \"StasisStart\", \"application\": ")
+        self.inject_frame(app, "{\"type\": \"StasisStart\", \"application\": ")
+    }
+
+    /// Sends `text` as is to the WebSocket of `app`, after the events already queued: an event
+    /// type the client does not know, a frame with missing fields, and so on. Returns how many
+    /// connections got it (0 or 1).
+    pub fn inject_frame(&self, app: &str, text: &str) -> usize {
+        self.shared.lock().send_raw(app, text)
     }
 
     /// Counts of live and created objects and of traffic.
@@ -440,6 +459,12 @@ impl FakeAri {
     /// The value of a channel variable, including those the application set.
     pub fn channel_variable(&self, channel_id: &str, name: &str) -> Option<String> {
         self.shared.lock().channels.get(channel_id)?.vars.get(name).cloned()
+    }
+
+    /// RTP packets received so far on the socket of an externalMedia channel (audio the
+    /// application sends towards a party), or None if there is no such channel.
+    pub fn rtp_packets_received(&self, channel_id: &str) -> Option<u64> {
+        self.shared.lock().channels.get(channel_id).map(|c| c.rtp_received)
     }
 
     /// Whether the application enabled talk detection (`TALK_DETECT(set)`) on the channel.

@@ -4,7 +4,7 @@
 //! operations, 201 (with `Location`) for new playbacks. Error bodies are `{"message": "…"}`
 //! with the codes the spec's `errorResponses` list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -200,7 +200,7 @@ async fn authenticate(AxumState(shared): AxumState<Arc<Shared>>, request: Reques
 
 async fn handle(shared: Arc<Shared>, route: &'static Route, uri: Uri, body: Bytes) -> Response {
     shared.stats.requests_served.fetch_add(1, Ordering::Relaxed);
-    if let Some(reply) = inject_faults(&shared).await {
+    if let Some(reply) = inject_faults(&shared, route).await {
         return reply.into_response();
     }
     let path = path_params(route.path, uri.path());
@@ -223,14 +223,19 @@ async fn handle(shared: Arc<Shared>, route: &'static Route, uri: Uri, body: Byte
     reply.into_response()
 }
 
-async fn inject_faults(shared: &Shared) -> Option<Reply> {
+async fn inject_faults(shared: &Shared, route: &Route) -> Option<Reply> {
     let mut hung = shared.hung.subscribe();
     let _ = hung.wait_for(|h| !h).await;
     let faults = shared.faults.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
     }
-    let queued = shared.failures.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+    let queued = {
+        let mut failures = shared.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let key = Some((route.method.to_owned(), route.path.to_owned()));
+        let specific = failures.get_mut(&key).and_then(VecDeque::pop_front);
+        specific.or_else(|| failures.get_mut(&None).and_then(VecDeque::pop_front))
+    };
     let random = faults.failure_probability > 0.0 && rand::random_bool(faults.failure_probability.min(1.0));
     let status = queued.or(random.then_some(faults.failure_status))?;
     let status =
@@ -313,6 +318,11 @@ impl Params {
                 match (k.as_str(), v) {
                     ("variables", Value::Object(vars)) => params.variables = vars,
                     (_, Value::String(s)) => params.pairs.push((k, s)),
+                    // A list stands for a comma-separated value (`allowMultiple`).
+                    (_, Value::Array(items)) => {
+                        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                        params.pairs.push((k, items.iter().map(text).collect::<Vec<_>>().join(",")));
+                    }
                     (_, other) => params.pairs.push((k, other.to_string())),
                 }
             }
@@ -924,5 +934,7 @@ mod tests {
         assert_eq!(p.multi("channel"), ["a", "b", "c"]);
         assert_eq!(p.get("app"), Some("x"));
         assert_eq!(p.variables().get("V").map(String::as_str), Some("1"));
+        let p = Params::parse(None, Some(br#"{"appArgs":["a","b"],"timeout":30}"#)).unwrap_or_default();
+        assert_eq!((p.multi("appArgs"), p.get("timeout")), (vec!["a".to_owned(), "b".to_owned()], Some("30")));
     }
 }

@@ -22,6 +22,10 @@ pub(crate) fn ari_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
 }
 
+/// Statuses for the next requests: for any route (key `None`) or for one
+/// `(method, path template)`.
+pub(crate) type FailurePlan = HashMap<Option<(String, String)>, VecDeque<u16>>;
+
 /// State shared by the server, its tasks and the control handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -29,7 +33,7 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub stats: Stats,
     pub faults: Mutex<Faults>,
-    pub failures: Mutex<VecDeque<u16>>,
+    pub failures: Mutex<FailurePlan>,
     pub hung: watch::Sender<bool>,
     /// Woken when applications connect or disconnect.
     pub changed: Notify,
@@ -53,7 +57,7 @@ impl Shared {
             state: Mutex::new(State::new()),
             stats: Stats::default(),
             faults: Mutex::new(Faults::default()),
-            failures: Mutex::new(VecDeque::new()),
+            failures: Mutex::new(HashMap::new()),
             hung: watch::channel(false).0,
             changed: Notify::new(),
         }
@@ -160,6 +164,8 @@ pub(crate) struct Channel {
     pub bridge: Option<String>,
     pub kind: Kind,
     pub talk_detect: bool,
+    /// RTP packets received on an externalMedia channel's socket.
+    pub rtp_received: u64,
     pub speech: Option<Speech>,
 }
 
@@ -462,6 +468,7 @@ impl State {
             bridge: None,
             kind,
             talk_detect: false,
+            rtp_received: 0,
             speech: None,
         };
         self.channels.insert(id.clone(), channel);
@@ -542,7 +549,10 @@ impl State {
             return;
         }
         if hangup.request {
-            self.emit_channel(shared, "ChannelHangupRequest", id, json!({"cause": hangup.cause}), delay);
+            let twice = shared.faults.lock().unwrap_or_else(|e| e.into_inner()).duplicate_hangup_request;
+            for _ in 0..if twice { 2 } else { 1 } {
+                self.emit_channel(shared, "ChannelHangupRequest", id, json!({"cause": hangup.cause}), delay);
+            }
         }
         let snoops: Vec<String> = self
             .channels
