@@ -1,6 +1,13 @@
-//! Bearer tokens: every `/v1` route needs one of `api.tokens`, sent as `Authorization: Bearer <token>`. Browsers cannot set headers on a
-//! WebSocket, so the live routes also take `?access_token=<token>` (RFC 6750 §2.3); such URLs
-//! end up in access logs, so prefer the header where the client can set it.
+//! Bearer tokens: every `/v1` route needs one of `api.tokens`, sent as `Authorization: Bearer <token>`.
+//!
+//! Browsers cannot set headers on a WebSocket, so the live routes also take the token in one of
+//! two other places:
+//! - the subprotocol list: `new WebSocket(url, ["dragoman.v1", "bearer.<token>"])`; the server
+//!   selects `dragoman.v1`, so the token is never echoed back. This keeps it out of URLs and
+//!   so out of access logs: prefer it.
+//! - `?access_token=<token>` (RFC 6750 §2.3), for clients that can set neither.
+//!
+//! Neither is accepted on REST routes, where a client can always send the header.
 //!
 //! Tokens are compared in constant time (`subtle`), and every configured token is compared, so
 //! the answer's timing says neither which token nor how much of it matched (only, at most,
@@ -16,6 +23,9 @@ use dragoman_runtime::Secret;
 use subtle::ConstantTimeEq as _;
 
 use crate::error::AppError;
+
+/// The prefix of the subprotocol that carries a token on the live routes.
+pub const SUBPROTOCOL_PREFIX: &str = "bearer.";
 
 /// The accepted tokens.
 #[derive(Clone)]
@@ -56,6 +66,14 @@ fn presented(request: &Request) -> Option<String> {
     }
     if !request.uri().path().ends_with("/live") {
         return None;
+    }
+    let offered = request.headers().get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
+    let from_subprotocol = offered
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix(SUBPROTOCOL_PREFIX).map(str::to_owned));
+    if from_subprotocol.is_some() {
+        return from_subprotocol;
     }
     let query = request.uri().query()?;
     query.split('&').find_map(|pair| {

@@ -90,7 +90,9 @@ pub fn problem(status: StatusCode, detail: &str) -> Response {
 
 impl From<StoreError> for AppError {
     fn from(err: StoreError) -> Self {
-        if err.is_retryable() {
+        if let StoreError::Invalid(message) = &err {
+            Self::bad_request(message.clone())
+        } else if err.is_retryable() {
             Self::unavailable(format!("the calls store is unavailable: {err}"))
         } else {
             Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the calls store failed: {err}"))

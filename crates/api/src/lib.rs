@@ -68,8 +68,13 @@ pub fn app(config: &Config, bus: &Bus, store: &NotifyingStore, stop: Cancellatio
         let redis = redis.clone();
         readiness.add("redis", move || redis.health());
     }
-    let state =
-        AppState { bus: bus.clone(), store: store.clone(), request_timeout: config.bus.request_timeout(), stop };
+    let state = AppState {
+        bus: bus.clone(),
+        store: store.clone(),
+        request_timeout: config.bus.request_timeout(),
+        stop,
+        live_slots: Arc::new(tokio::sync::Semaphore::new(config.api.max_live_connections)),
+    };
     let tokens = Tokens::new(&config.api.tokens);
     let v1 = Router::new()
         .route("/v1/calls", get(routes::list_calls).post(routes::originate))

@@ -3,6 +3,7 @@
 //! the bus, validated here first so that nothing is sent that the gateway would refuse.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -17,6 +18,7 @@ use chrono::{DateTime, Utc};
 use dragoman_bus::control::{Done, Hangup, LegLanguage, Originate, Originated, SetLanguage};
 use dragoman_bus::{Bus, CallSubjectKind, Language};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AppError;
@@ -33,6 +35,19 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Cancelled when the API shuts down; live sessions close with 1001.
     pub stop: CancellationToken,
+    /// One permit per live WebSocket session (`api.max_live_connections`).
+    pub live_slots: Arc<Semaphore>,
+}
+
+/// The subprotocol the live routes speak; a browser that sends its token as the subprotocol
+/// `bearer.<token>` offers this one beside it, and the server selects it.
+pub const LIVE_SUBPROTOCOL: &str = "dragoman.v1";
+
+/// Takes a live session's slot, or answers 503 when the replica serves as many as it may.
+fn live_slot(state: &AppState) -> Result<OwnedSemaphorePermit, AppError> {
+    state.live_slots.clone().try_acquire_owned().map_err(|_| {
+        AppError::unavailable("this API replica serves as many live connections as api.max_live_connections allows; retry later")
+    })
 }
 
 /// A leg's language settings in a request.
@@ -276,6 +291,7 @@ pub async fn call_live(
 ) -> Result<Response, AppError> {
     let params = query(params)?;
     let upgrade = upgrade.map_err(|rejection| AppError::new(rejection.status(), rejection.body_text()))?;
+    let slot = live_slot(&state)?;
     let after = match params.after.as_deref() {
         None | Some("") => 0,
         Some(after) => after.parse().map_err(|_| AppError::bad_request("after must be a sequence number"))?,
@@ -294,7 +310,10 @@ pub async fn call_live(
         None
     };
     let source = Source::Call { call_id, after };
-    Ok(upgrade.on_upgrade(move |socket| live::session(socket, state.store, notices, partials, source, state.stop)))
+    Ok(upgrade.protocols([LIVE_SUBPROTOCOL]).on_upgrade(move |socket| async move {
+        live::session(socket, state.store, notices, partials, source, state.stop).await;
+        drop(slot);
+    }))
 }
 
 pub async fn feed_live(
@@ -304,13 +323,19 @@ pub async fn feed_live(
 ) -> Result<Response, AppError> {
     let params = query(params)?;
     let upgrade = upgrade.map_err(|rejection| AppError::new(rejection.status(), rejection.body_text()))?;
+    let slot = live_slot(&state)?;
     let list = |value: Option<&str>| -> HashSet<String> {
         value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
     };
     let filter = FeedFilter { calls: list(params.calls.as_deref()), types: list(params.types.as_deref()) };
     let notices = state.store.subscribe();
     let after = match params.after {
-        Some(after) if !after.is_empty() => Some(after),
+        Some(after) if !after.is_empty() => {
+            // A cursor this store never gave is the client's mistake: say so now (400) rather
+            // than upgrade and close the socket with 1011 on the first read.
+            state.store.feed_after(Some(&after), 1).await?;
+            Some(after)
+        }
         _ => live::feed_end(&state.store).await?,
     };
     let partials = if params.partials.unwrap_or(true) {
@@ -320,5 +345,8 @@ pub async fn feed_live(
         None
     };
     let source = Source::Feed { after, filter };
-    Ok(upgrade.on_upgrade(move |socket| live::session(socket, state.store, notices, partials, source, state.stop)))
+    Ok(upgrade.protocols([LIVE_SUBPROTOCOL]).on_upgrade(move |socket| async move {
+        live::session(socket, state.store, notices, partials, source, state.stop).await;
+        drop(slot);
+    }))
 }

@@ -177,3 +177,67 @@ async fn a_client_that_does_not_read_is_closed_with_4008_and_others_keep_up() {
     assert_eq!(close.reason.as_str(), "slow consumer");
     assert!(received < 2_000, "closed before everything went out: {received}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sends_its_token_as_a_subprotocol_and_the_server_selects_dragoman_v1() {
+    let api = start(|_| {}).await;
+    api.publish(&[started("sub", 0)]).await;
+    api.wait_stored("sub", 1).await;
+
+    let offer = |token: &str| {
+        let mut request = api.ws_url("/v1/calls/sub/live").into_client_request().unwrap();
+        let protocols = format!("{}, bearer.{token}", dragoman_api::routes::LIVE_SUBPROTOCOL);
+        request.headers_mut().insert("sec-websocket-protocol", protocols.parse().unwrap());
+        request
+    };
+    let (mut socket, response) = tokio_tungstenite::connect_async(offer(TOKEN)).await.unwrap();
+    let selected = response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(selected.as_deref(), Some(dragoman_api::routes::LIVE_SUBPROTOCOL), "the token is never echoed");
+    assert_eq!(seqs(&frames(&mut socket, 1).await), [1]);
+
+    let refused = tokio_tungstenite::connect_async(offer("not-a-token")).await;
+    assert!(refused.unwrap_err().to_string().contains("401"));
+    // REST routes take the header only.
+    let rest = reqwest::Client::new()
+        .get(api.url("/v1/calls/sub"))
+        .header("sec-websocket-protocol", format!("bearer.{TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_cursor_the_store_never_gave_is_a_400_before_the_upgrade() {
+    let api = start(|_| {}).await;
+    let answer = tokio_tungstenite::connect_async(api.ws_url(&format!("/v1/live?after=nonsense&access_token={TOKEN}")))
+        .await
+        .unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = answer else { panic!("not an HTTP refusal: {answer}") };
+    assert_eq!(response.status(), 400);
+    let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+    assert!(body.contains("feed cursor"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sessions_beyond_max_live_connections_are_answered_503_until_one_closes() {
+    let api = start(|config| config.api.max_live_connections = 2).await;
+    api.publish(&[started("cap", 0)]).await;
+    api.wait_stored("cap", 1).await;
+    let mut first = connect(&api, "/v1/calls/cap/live").await;
+    let _second = connect(&api, "/v1/live").await;
+    let third = tokio_tungstenite::connect_async(api.ws_url(&format!("/v1/live?access_token={TOKEN}"))).await;
+    assert!(third.unwrap_err().to_string().contains("503"));
+
+    first.close(None).await.unwrap();
+    // The slot comes back once the server has seen the close.
+    within(10, async {
+        loop {
+            if tokio_tungstenite::connect_async(api.ws_url(&format!("/v1/live?access_token={TOKEN}"))).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
