@@ -43,6 +43,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
     pub api: ApiConfig,
+    pub ari: AriConfig,
     pub media: MediaConfig,
     pub stt: SttConfig,
     pub mt: MtConfig,
@@ -175,6 +176,81 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// Asterisk's REST Interface, as the ARI gateway uses it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AriConfig {
+    /// Asterisk's HTTP server (http.conf), with its `prefix` if one is set:
+    /// `http://127.0.0.1:8088` or `https://pbx.example.com:8089`. Events use ws:// or wss://
+    /// on the same host.
+    pub url: String,
+    /// The ARI user (ari.conf `[user]` with `type=user`).
+    pub username: String,
+    /// That user's password. No default: the gateway refuses to start without one.
+    pub password: Option<Secret>,
+    /// Send the credentials as `?api_key=user:password` instead of HTTP Basic.
+    pub api_key_auth: bool,
+    /// The Stasis application the dialplan hands calls to (`Stasis(dragoman)`).
+    pub app: String,
+    /// How long one ARI request may take before it counts as failed.
+    pub request_timeout_ms: u64,
+    /// First wait before reconnecting the events socket; it doubles (with jitter) up to
+    /// `reconnect_max_ms`.
+    pub reconnect_initial_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Audio format Asterisk sends each leg in: `slin16` (16 kHz, best for Whisper) or `ulaw`
+    /// (8 kHz, a quarter of the bandwidth).
+    pub media_format: String,
+    /// Channel variable (set in the dialplan) holding a leg's language, e.g. `es-ES`.
+    pub language_variable: String,
+    /// Channel variable holding the languages to translate a leg into, comma-separated.
+    pub targets_variable: String,
+    /// Channel variable holding an endpoint to dial as the call's second party, e.g.
+    /// `PJSIP/agent-200` (or the Stasis argument `dial=PJSIP/agent-200`).
+    pub dial_variable: String,
+    /// Language of a leg when the dialplan and the operator say nothing; unset lets STT detect it.
+    pub default_language: Option<String>,
+    /// Languages a leg is translated into when the dialplan says nothing. Unset: each leg
+    /// into the other leg's language.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub default_targets: Vec<String>,
+    /// The caller's language menu: `*1=en,*2=es`; a party that keys a sequence switches its
+    /// leg to that language.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub dtmf_menu: Vec<String>,
+    /// Turn on Asterisk's talk detector (TALK_DETECT) on every leg and publish TalkingChanged.
+    pub talk_detect: bool,
+    /// TALK_DETECT's silence threshold in ms (Asterisk's default when unset).
+    pub talk_detect_silence_ms: Option<u32>,
+    /// TALK_DETECT's energy threshold (Asterisk's default when unset).
+    pub talk_detect_threshold: Option<u32>,
+}
+
+impl Default for AriConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8088".into(),
+            username: "dragoman".into(),
+            password: None,
+            api_key_auth: false,
+            app: "dragoman".into(),
+            request_timeout_ms: 5_000,
+            reconnect_initial_ms: 250,
+            reconnect_max_ms: 30_000,
+            media_format: "slin16".into(),
+            language_variable: "DRAGOMAN_LANGUAGE".into(),
+            targets_variable: "DRAGOMAN_TARGETS".into(),
+            dial_variable: "DRAGOMAN_DIAL".into(),
+            default_language: None,
+            default_targets: Vec::new(),
+            dtmf_menu: vec!["*1=en".into(), "*2=es".into(), "*3=fr".into(), "*4=de".into()],
+            talk_detect: false,
+            talk_detect_silence_ms: None,
+            talk_detect_threshold: None,
+        }
+    }
+}
+
 /// The operator API.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -201,6 +277,9 @@ pub struct ApiConfig {
     pub retention_hours: u64,
     /// Events the recorder stores at once.
     pub recorder_concurrency: usize,
+    /// Live WebSocket sessions this API replica serves at once; one more is answered 503, so a
+    /// client that opens sockets in a loop cannot exhaust memory or file descriptors.
+    pub max_live_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -214,6 +293,7 @@ impl Default for ApiConfig {
             redis_url: None,
             retention_hours: 7 * 24,
             recorder_concurrency: 16,
+            max_live_connections: 10_000,
         }
     }
 }
@@ -458,6 +538,14 @@ impl MtConfig {
     }
 }
 
+/// One `ari.dtmf_menu` entry, `*1=en`: the keys and the language.
+pub fn dtmf_menu_entry(entry: &str) -> Option<(&str, &str)> {
+    let (keys, language) = entry.split_once('=')?;
+    let (keys, language) = (keys.trim(), language.trim());
+    let valid = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
+    (!keys.is_empty() && keys.chars().all(valid) && !language.is_empty()).then_some((keys, language))
+}
+
 /// Accepts a list, or a comma-separated string (handy in environment variables).
 fn list_or_csv<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
@@ -607,6 +695,36 @@ impl Config {
                 });
             }
         }
+        let ari = &self.ari;
+        if !(ari.url.starts_with("http://") || ari.url.starts_with("https://")) {
+            return Err(ConfigError::Value {
+                key: "ari.url",
+                reason: format!("{:?} must be an http:// or https:// URL (Asterisk's http.conf)", ari.url),
+            });
+        }
+        if ari.app.trim().is_empty() || ari.app.contains(',') {
+            return Err(ConfigError::Value { key: "ari.app", reason: "one Stasis application name".into() });
+        }
+        if ari.request_timeout_ms == 0 || ari.reconnect_initial_ms == 0 || ari.reconnect_max_ms < ari.reconnect_initial_ms
+        {
+            return Err(ConfigError::Value {
+                key: "ari.request_timeout_ms",
+                reason: "timeouts must be above 0 and ari.reconnect_max_ms at least ari.reconnect_initial_ms".into(),
+            });
+        }
+        let asterisk_sends = ari.media_format.parse::<dragoman_bus::audio::AudioFormat>();
+        if !asterisk_sends.is_ok_and(|format| format != dragoman_bus::audio::AudioFormat::Pcm16le) {
+            return Err(ConfigError::Value {
+                key: "ari.media_format",
+                reason: format!("{:?} is not one of slin16, slin, ulaw, alaw (Asterisk's format names)", ari.media_format),
+            });
+        }
+        if let Some(entry) = ari.dtmf_menu.iter().find(|entry| dtmf_menu_entry(entry).is_none()) {
+            return Err(ConfigError::Value {
+                key: "ari.dtmf_menu",
+                reason: format!("{entry:?} is not like *1=en (keys 0-9, *, #, A-D, then a language)"),
+            });
+        }
         let media = &self.media;
         if media.rtp_port_min == 0 || media.rtp_port_min > media.rtp_port_max {
             return Err(ConfigError::Value {
@@ -664,10 +782,11 @@ impl Config {
                 reason: "must start with redis://, redis+unix:// or unix:// (TLS is not supported)".into(),
             });
         }
-        if self.api.retention_hours == 0 || self.api.recorder_concurrency == 0 {
+        if self.api.retention_hours == 0 || self.api.recorder_concurrency == 0 || self.api.max_live_connections == 0 {
             return Err(ConfigError::Value {
                 key: "api.retention_hours",
-                reason: "api.retention_hours and api.recorder_concurrency must be at least 1".into(),
+                reason: "api.retention_hours, api.recorder_concurrency and api.max_live_connections must be at least 1"
+                    .into(),
             });
         }
         Ok(())
