@@ -43,7 +43,11 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../console/console.js"),
     },
-    Asset { name: "console.css", content_type: "text/css; charset=utf-8", body: include_str!("../console/console.css") },
+    Asset {
+        name: "console.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../console/console.css"),
+    },
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_str!("../console/favicon.svg") },
 ];
 

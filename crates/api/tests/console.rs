@@ -614,7 +614,10 @@ async fn an_operator_follows_a_call_live_changes_a_language_downloads_the_transc
     assert!(saved.contains(&format!("callee: {answer}")), "{saved}");
     page.wait_for(
         "the download reported",
-        &format!("document.getElementById('call-status').textContent.startsWith({})", js(&format!("Saved dragoman-{call}.txt"))),
+        &format!(
+            "document.getElementById('call-status').textContent.startsWith({})",
+            js(&format!("Saved dragoman-{call}.txt"))
+        ),
     )
     .await;
 
