@@ -657,6 +657,8 @@ async fn an_operator_follows_a_call_live_changes_a_language_downloads_the_transc
     .await;
 
     let log = browser.cdp.log();
+    // The log is read: it holds the refused token's 401 (and the 503 of the first language change).
+    assert!(log.iter().any(|line| line.contains("status of 401")), "no 401 logged:\n{}", log.join("\n"));
     assert!(!log.iter().any(|line| line.starts_with("exception")), "the page threw:\n{}", log.join("\n"));
     assert!(
         !log.iter().any(|line| line.contains("Content Security Policy")),
