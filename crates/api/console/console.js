@@ -509,6 +509,7 @@ function renderCalls() {
   $('no-calls').hidden = calls.length > 0 || $('workspace').hidden;
   const active = calls.filter((record) => record.state === 'active').length;
   $('calls-count').textContent = calls.length ? `${active} active · ${calls.length}` : '';
+  document.title = active ? `(${active}) Dragoman console` : 'Dragoman console';
 }
 
 function callItem(record) {

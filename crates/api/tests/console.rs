@@ -483,7 +483,8 @@ async fn an_operator_follows_a_call_live_changes_a_language_downloads_the_transc
             "(() => {{ const first = document.querySelector('#call-list li'); \
                return first?.dataset.call === {call} && first.querySelector('.badge').textContent === 'Active' \
                  && first.textContent.includes('Ana (+34600000000) → Desk (200)') \
-                 && first.textContent.includes('caller: es → en · callee: en → es'); }})()",
+                 && first.textContent.includes('caller: es → en · callee: en → es') \
+                 && document.title === '(1) Dragoman console'; }})()",
             call = js(call)
         ),
     )
