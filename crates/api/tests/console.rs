@@ -1,8 +1,9 @@
 //! The operator console in headless Chromium, driven over the Chrome DevTools Protocol, against
 //! an API on port 0 fed with a call's events as the pipeline would publish them: the call list,
-//! a partial replaced in place by its final with the translation beneath, language changes (and
-//! their errors) reaching the gateway, a transcript download, hang-up, a wrong token, and a
-//! screenshot (`console.png` under Cargo's test temp dir, path printed).
+//! a partial replaced in place by its final with the translation beneath, both WebSockets resuming
+//! after a dropped connection (through a proxy that cuts them) with nothing missed or doubled,
+//! language changes (and their errors) reaching the gateway, a transcript download, hang-up, a
+//! wrong token, and a screenshot (`console.png` under Cargo's test temp dir, path printed).
 //!
 //! Needs Debian's `chromium` (`.ci/run` installs it), or `DRAGOMAN_CHROMIUM` naming a binary.
 
@@ -25,7 +26,7 @@ use dragoman_test_support::within;
 use futures::{SinkExt as _, StreamExt as _};
 use harness::{TOKEN, fake_gateway, start};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 /// How long a condition on the page may take to become true.
@@ -362,6 +363,65 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
+// ---- A network that can fail ----------------------------------------------------------------
+
+/// A TCP proxy in front of the API that can cut every open connection, as a network blip would,
+/// and remembers the first request line of each connection.
+struct Proxy {
+    address: std::net::SocketAddr,
+    cut: broadcast::Sender<()>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (cut, _) = broadcast::channel(4);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (cuts, seen) = (cut.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (mut cut, seen) = (cuts.subscribe(), seen.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let mut head = [0; 2048];
+                    if let Ok(read) = client.peek(&mut head).await {
+                        let text = String::from_utf8_lossy(&head[..read]);
+                        seen.lock().unwrap().push(text.lines().next().unwrap_or_default().to_owned());
+                    }
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.recv() => {}
+                    }
+                });
+            }
+        });
+        Self { address, cut, requests }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Drops every connection open now; later ones go through.
+    fn cut(&self) {
+        self.cut.send(()).unwrap();
+    }
+
+    /// The `after` of every connection to a live route starting with `path`.
+    fn resumed_after(&self, path: &str) -> Vec<String> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter_map(|line| line.split(' ').nth(1)?.strip_prefix(path)?.split_once('?'))
+            .map(|(_, query)| {
+                query.split('&').find_map(|pair| pair.strip_prefix("after=")).unwrap_or_default().to_owned()
+            })
+            .collect()
+    }
+}
+
 // ---- Events ---------------------------------------------------------------------------------
 
 fn said(call_id: &str, leg: &str, n: u64, stage: Stage, text: &str) -> Event {
@@ -448,11 +508,13 @@ async fn an_operator_follows_a_call_live_changes_a_language_downloads_the_transc
     let api = start(|_| {}).await;
     api.publish(&common::whole_call("earlier", 2)).await;
     api.wait_stored("earlier", 8).await;
+    // The browser reaches the API through a proxy that can drop its connections.
+    let proxy = Proxy::start(api.address).await;
     let browser = Chromium::launch().await;
     let page = browser.page().await;
 
     // A wrong token: refused with the API's reason, and no call is shown.
-    page.navigate(&api.url("/console/#token=not-a-token")).await;
+    page.navigate(&proxy.url("/console/#token=not-a-token")).await;
     page.wait_for(
         "the wrong token to be refused",
         "(() => { const e = document.getElementById('sign-in-error'); \
@@ -544,7 +606,9 @@ async fn an_operator_follows_a_call_live_changes_a_language_downloads_the_transc
     )
     .await;
 
-    // The other side answers; markup in what is said stays text.
+    // The network drops; the other side answers meanwhile (markup in what is said stays text).
+    // Both sockets come back after what they saw: the answer shows once, nothing shows twice.
+    proxy.cut();
     let answer = "Let me check <em>that</em> for you.";
     api.publish(&[
         said(call, "callee", 1, Stage::Final, answer),
@@ -552,16 +616,27 @@ async fn an_operator_follows_a_call_live_changes_a_language_downloads_the_transc
     ])
     .await;
     page.wait_for(
-        "the callee's answer as text",
+        "the callee's answer as text, after the reconnect",
         &format!(
             "(() => {{ const leg = document.querySelector('#legs .leg[data-leg=\"callee\"]'); \
                return leg?.querySelector('.utterance.final .original .text')?.textContent === {answer} \
                  && leg.querySelector('.translation[data-language=\"es\"]') !== null \
-                 && document.querySelectorAll('#legs em').length === 0; }})()",
+                 && document.querySelectorAll('#legs em').length === 0 \
+                 && document.querySelectorAll('#legs .utterance').length === 2 \
+                 && document.querySelectorAll('#legs .translation').length === 2 \
+                 && document.querySelector({selector}).dataset.probe === 'first' \
+                 && document.querySelectorAll('#call-list li').length === 2; }})()",
             answer = js(answer)
         ),
     )
     .await;
+    page.wait_for("the feed live again", "document.getElementById('connection').dataset.state === 'live'").await;
+    let call_after = proxy.resumed_after(&format!("/v1/calls/{call}/live"));
+    assert!(call_after.len() >= 2 && call_after[0] == "0", "the call's socket: {call_after:?}");
+    assert!(call_after[1..].iter().all(|after| after.parse::<u64>().unwrap() >= 5), "resumed: {call_after:?}");
+    let feed_after = proxy.resumed_after("/v1/live");
+    assert!(feed_after.len() >= 2 && feed_after[0].is_empty(), "the feed: {feed_after:?}");
+    assert!(feed_after[1..].iter().all(|after| !after.is_empty()), "the feed resumed after a cursor: {feed_after:?}");
 
     // A language button with no gateway to take the change: the API's problem detail is shown.
     let french = "#legs .leg[data-leg=\"callee\"] button.lang-button[data-language=\"fr\"]";
