@@ -856,7 +856,14 @@ class CallView {
     }
     const el = utterance.el;
     const provisional = utterance.stage !== 'final';
-    el.className = `utterance ${provisional ? 'partial' : 'final'}`;
+    // A partial that just became final is highlighted for a moment, so the change is seen.
+    if (!provisional && el.classList.contains('partial')) {
+      el.classList.add('settled');
+      setTimeout(() => el.classList.remove('settled'), 1500);
+    }
+    el.classList.add('utterance');
+    el.classList.toggle('partial', provisional);
+    el.classList.toggle('final', !provisional);
     el.setAttribute('aria-busy', String(provisional));
     const translations = [...utterance.translations]
       .sort((a, b) => a[0].localeCompare(b[0]))
