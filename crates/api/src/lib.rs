@@ -5,9 +5,11 @@
 //! fills it from the calls stream; both run inside [`serve`]. [`routes`] holds the REST
 //! resources under `/v1` and the live handlers, [`live`] the WebSocket sessions, [`auth`] the
 //! bearer tokens, [`error`] the problem+json errors, [`export`] SRT/WebVTT/text, [`openapi`]
-//! `/openapi.json`.
+//! `/openapi.json`, [`console`] the operator's web console at `/console/` (static files built
+//! into the binary from `crates/api/console/`, talking to `/v1` with the operator's token).
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod export;
 pub mod live;
@@ -58,7 +60,8 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
 }
 
 /// The API's routes: `/v1` behind the bearer tokens; `/healthz`, `/readyz` (the bus on NATS
-/// and the calls store), `/metrics` and `/openapi.json` open. `stop` closes live sessions.
+/// and the calls store), `/metrics`, `/openapi.json` and the console's static files open. `stop`
+/// closes live sessions.
 pub fn app(config: &Config, bus: &Bus, store: &NotifyingStore, stop: CancellationToken) -> Router {
     let readiness = Readiness::default();
     if !bus.is_in_process() {
@@ -84,12 +87,14 @@ pub fn app(config: &Config, bus: &Bus, store: &NotifyingStore, stop: Cancellatio
         .route("/v1/calls/{call_id}/transcript", get(routes::transcript))
         .route("/v1/calls/{call_id}/live", get(routes::call_live))
         .route("/v1/live", get(routes::feed_live))
+        .route("/v1/languages", get(routes::languages))
         .route_layer(middleware::from_fn_with_state(tokens, auth::require_token))
         .with_state(state);
     let timeout = Duration::from_millis(config.api.request_timeout_ms);
     let mut router = v1
         .merge(dragoman_runtime::ops::router(readiness))
         .route("/openapi.json", get(|| async { axum::Json(openapi::document()) }))
+        .merge(console::router())
         .fallback(|| async { AppError::not_found("no such route; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             AppError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route; see /openapi.json")

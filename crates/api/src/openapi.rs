@@ -80,6 +80,10 @@ pub const ROUTES: &[RouteDoc] = &[
             "Live events of every call (WebSocket; query: after=<cursor>, calls, types, partials)",
         )
     },
+    RouteDoc {
+        ok: (200, "`{languages: [{code, name}]}`: the languages a leg may speak or be translated into"),
+        ..route("get", "/v1/languages", "Supported languages")
+    },
     RouteDoc { auth: false, errors: &[], ..route("get", "/healthz", "Alive") },
     RouteDoc {
         auth: false,

@@ -121,6 +121,21 @@ pub struct CallList {
     pub limit: usize,
 }
 
+/// One row of `GET /v1/languages`.
+#[derive(Debug, Serialize)]
+pub struct LanguageInfo {
+    /// The BCP 47 code the API takes and events carry.
+    pub code: &'static str,
+    /// The English name.
+    pub name: &'static str,
+}
+
+/// `GET /v1/languages` answer.
+#[derive(Debug, Serialize)]
+pub struct LanguageList {
+    pub languages: Vec<LanguageInfo>,
+}
+
 /// `GET /v1/calls/{id}/transcript` query.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,6 +194,12 @@ async fn active_call(state: &AppState, call_id: &str) -> Result<CallRecord, AppE
         return Err(AppError::call_ended(call_id));
     }
     Ok(record)
+}
+
+/// Every language a leg may speak or be translated into, sorted by code.
+pub async fn languages() -> Json<LanguageList> {
+    let languages = Language::all().iter().map(|l| LanguageInfo { code: l.code(), name: l.name() }).collect();
+    Json(LanguageList { languages })
 }
 
 pub async fn originate(

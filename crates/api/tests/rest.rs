@@ -227,6 +227,7 @@ async fn openapi_documents_every_route_and_its_errors() {
         ("get", "/v1/calls/{call_id}/transcript"),
         ("get", "/v1/calls/{call_id}/live"),
         ("get", "/v1/live"),
+        ("get", "/v1/languages"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),
