@@ -5,7 +5,7 @@
 //! language changes (and their errors) reaching the gateway, a transcript download, hang-up, a
 //! wrong token, and a screenshot (`console.png` under Cargo's test temp dir, path printed).
 //!
-//! Needs Debian's `chromium` (`.ci/run` installs it), or `DRAGOMAN_CHROMIUM` naming a binary.
+//! Needs Debian's `chromium` (`.ci/run` installs it), or `CHROME_BIN` naming a binary.
 
 #![allow(clippy::unwrap_used)] // A panic is a test failure.
 
@@ -127,9 +127,9 @@ fn log_line(message: &Value) -> Option<String> {
 
 // ---- Headless Chromium ----------------------------------------------------------------------
 
-/// `DRAGOMAN_CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
+/// `CHROME_BIN`, else `chromium` or `chromium-browser` on `PATH`.
 fn chromium_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("DRAGOMAN_CHROMIUM") {
+    if let Some(path) = std::env::var_os("CHROME_BIN") {
         return path.into();
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -140,7 +140,7 @@ fn chromium_binary() -> PathBuf {
     }
     panic!(
         "the console test drives headless Chromium, and neither `chromium` nor `chromium-browser` is on PATH: \
-         install Debian's `chromium` (`apt-get install chromium`, as .ci/run does) or set DRAGOMAN_CHROMIUM"
+         install Debian's `chromium` (`apt-get install chromium`, as .ci/run does) or set CHROME_BIN"
     );
 }
 
