@@ -687,13 +687,13 @@ impl Config {
                 ),
             });
         }
-        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                return Err(ConfigError::Value {
-                    key: "telemetry.otlp_endpoint",
-                    reason: format!("{endpoint:?} must be an http:// or https:// URL"),
-                });
-            }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::Value {
+                key: "telemetry.otlp_endpoint",
+                reason: format!("{endpoint:?} must be an http:// or https:// URL"),
+            });
         }
         let ari = &self.ari;
         if !(ari.url.starts_with("http://") || ari.url.starts_with("https://")) {

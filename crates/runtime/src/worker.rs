@@ -41,10 +41,10 @@ where
                     Reply::Error(ControlError::new(ErrorCode::BadRequest, err.to_string()))
                 }
             };
-            if request.reply.is_some() {
-                if let Err(err) = bus.respond_json(&request, &reply).await {
-                    tracing::warn!(subject = %request.subject, error = %err, "could not send reply");
-                }
+            if request.reply.is_some()
+                && let Err(err) = bus.respond_json(&request, &reply).await
+            {
+                tracing::warn!(subject = %request.subject, error = %err, "could not send reply");
             }
         })
         .await;
