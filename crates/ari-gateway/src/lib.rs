@@ -70,7 +70,12 @@ pub fn client(config: &Config) -> anyhow::Result<AriClient> {
 pub async fn run(config: Arc<Config>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
     check_config(&config)?;
     let client = client(&config)?;
-    Gateway::new(&config, client, bus)?.serve(shutdown).await
+    let gateway = Gateway::new(&config, client, bus)?;
+    let connected = gateway.connected();
+    dragoman_runtime::ops::Readiness::process().add("asterisk", move || {
+        if *connected.borrow() { Ok(()) } else { Err("the ARI events connection is down".into()) }
+    });
+    gateway.serve(shutdown).await
 }
 
 /// The gateway: the shared parts every call uses.

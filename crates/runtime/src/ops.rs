@@ -31,6 +31,13 @@ impl fmt::Debug for Readiness {
 }
 
 impl Readiness {
+    /// The process's readiness, served on `telemetry.metrics_listen`: a service adds its own
+    /// dependencies here (the gateway adds Asterisk).
+    pub fn process() -> &'static Readiness {
+        static PROCESS: std::sync::OnceLock<Readiness> = std::sync::OnceLock::new();
+        PROCESS.get_or_init(Readiness::default)
+    }
+
     /// Adds (or replaces) a check.
     pub fn add(&self, name: &str, check: impl Fn() -> Result<(), String> + Send + Sync + 'static) {
         if let Ok(mut checks) = self.checks.write() {

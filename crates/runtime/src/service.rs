@@ -131,7 +131,7 @@ where
         BusKind::Nats => connect_nats(&config, service).await?,
         BusKind::InProcess => in_process_bus(&config).await?,
     };
-    let readiness = Readiness::default();
+    let readiness = Readiness::process().clone();
     if bus_kind == BusKind::Nats {
         readiness.add_bus(&bus);
     }
