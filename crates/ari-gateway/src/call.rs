@@ -51,6 +51,8 @@ pub enum Input {
     /// Another channel of the same conversation (same linkedid) entered the application: it
     /// becomes the call's next party.
     Join(Box<Channel>),
+    /// End the call (e.g. the operator's originate failed).
+    End(String),
     /// The events socket came back: these channels existed in Asterisk when they were listed,
     /// at `listed_at` (the request's start).
     Resync { live: Arc<HashSet<String>>, listed_at: Instant },
@@ -133,16 +135,29 @@ impl std::fmt::Debug for Call {
     }
 }
 
-/// The prefix of every channel and bridge id the gateway creates; `resync` removes leftovers
-/// with this prefix that no call owns.
+/// The prefix of every channel and bridge id the gateway creates: `dragoman-<app>-<kind>-<uuid>`.
 pub const ID_PREFIX: &str = "dragoman-";
 
 /// The ending reason when the gateway itself stops.
 const STOPPED: &str = "gateway_stopped";
 
-/// A fresh id for a channel or bridge the gateway creates.
-pub fn helper_id(kind: &str) -> String {
-    format!("{ID_PREFIX}{kind}-{}", uuid::Uuid::new_v4().simple())
+/// The helpers that only carry audio to Dragoman (and can be removed whenever no call owns
+/// them), as opposed to the parties and the bridge connecting them.
+const AUDIO_HELPERS: [&str; 3] = ["snoop", "media", "bridge"];
+
+/// A fresh id for a channel or bridge the gateway of Stasis application `app` creates.
+pub fn helper_id(app: &str, kind: &str) -> String {
+    format!("{ID_PREFIX}{app}-{kind}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Whether `id` is an audio helper this application's gateway made: after a restart or a
+/// reconnect, one that no call owns is a leftover to remove. Parties, the bridge that connects
+/// them and other applications' helpers are never touched.
+pub fn is_own_audio_helper(app: &str, id: &str) -> bool {
+    id.strip_prefix(ID_PREFIX)
+        .and_then(|rest| rest.strip_prefix(app))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|rest| AUDIO_HELPERS.iter().any(|kind| rest.starts_with(kind) && rest[kind.len()..].starts_with('-')))
 }
 
 impl Call {
@@ -192,7 +207,7 @@ impl Call {
         }))
         .await;
         if !channel.is_up()
-            && let Err(err) = self.shared.client.answer(&channel.id).await
+            && let Err(err) = retried(|| self.shared.client.answer(&channel.id)).await
         {
             self.fail("answer", &err);
             return;
@@ -218,7 +233,7 @@ impl Call {
     /// Dials the second party into the application and bridges it with the first once it
     /// answers (its StasisStart arrives in the mailbox).
     async fn dial(&mut self, caller: &Channel, endpoint: &str) {
-        let callee_id = helper_id("callee");
+        let callee_id = helper_id(&self.shared.config.app, "callee");
         self.shared.registry.add_channel(&callee_id, &self.id);
         self.created_channels.push(callee_id.clone());
         let originate = dragoman_ari::Originate::to_app(endpoint, &self.shared.config.app)
@@ -231,7 +246,11 @@ impl Call {
         callee.dialled = true;
         self.legs.push(callee);
         if let Err(err) = self.shared.client.originate(&originate).await {
-            self.fail("dial", &err);
+            // The caller stays, alone but transcribed, as after a failed Dial().
+            self.uncertain |= outcome_unknown(&err);
+            metrics::counter!("dragoman_gateway_setup_failures_total", "step" => "dial").increment(1);
+            tracing::error!(call = %self.id, endpoint, error = %err, "could not dial the second party");
+            self.legs.pop();
             return;
         }
         tracing::info!(call = %self.id, endpoint, channel = %callee_id, "dialling the second party");
@@ -332,13 +351,13 @@ impl Call {
 
         let client = self.shared.client.clone();
         let app = self.shared.config.app.clone();
-        let bridge_id = helper_id("bridge");
+        let bridge_id = helper_id(&self.shared.config.app, "bridge");
         self.shared.registry.add_bridge(&bridge_id, &self.id);
         self.legs[index].bridge_id = Some(bridge_id.clone());
         if let Err(err) = client.create_bridge(&CreateBridge::mixing().bridge_id(&bridge_id).name(&self.id)).await {
             return self.ari_failed(&name, "create bridge", &err);
         }
-        let snoop_id = helper_id("snoop");
+        let snoop_id = helper_id(&self.shared.config.app, "snoop");
         self.shared.registry.add_channel(&snoop_id, &self.id);
         self.legs[index].snoop_id = Some(snoop_id.clone());
         let snoop = Snoop::spy(&app, SnoopDirection::In).snoop_id(&snoop_id).app_args("dragoman-helper");
@@ -348,7 +367,7 @@ impl Call {
         if self.settle().await {
             return;
         }
-        let media_id = helper_id("media");
+        let media_id = helper_id(&self.shared.config.app, "media");
         self.shared.registry.add_channel(&media_id, &self.id);
         self.legs[index].media_id = Some(media_id.clone());
         let media =
@@ -467,6 +486,7 @@ impl Call {
                 }
             }
             Input::Shutdown => self.end(STOPPED, None),
+            Input::End(reason) => self.end(&reason, None),
         }
     }
 
@@ -493,7 +513,7 @@ impl Call {
             return;
         }
         // Connect the parties, then set up the answering party's own leg.
-        let talk = helper_id("talk");
+        let talk = helper_id(&self.shared.config.app, "talk");
         self.shared.registry.add_bridge(&talk, &self.id);
         self.talk_bridge = Some(talk.clone());
         let parties = AddChannel::channel(&self.legs[0].channel_id).and(&start.channel.id);
@@ -523,6 +543,8 @@ impl Call {
         let Some(channel) = event.channel_id().map(str::to_owned) else { return };
         let party = self.legs.iter().position(|leg| leg.channel_id == channel);
         match (&event, party) {
+            // A soft hang-up request (an async goto, a redirect) lets the channel go on.
+            (AriEvent::ChannelHangupRequest(request), Some(_)) if request.soft == Some(true) => {}
             (AriEvent::StasisEnd(_) | AriEvent::ChannelDestroyed(_) | AriEvent::ChannelHangupRequest(_), Some(_)) => {
                 let cause = match &event {
                     AriEvent::ChannelDestroyed(e) => u32::try_from(e.cause).ok(),
@@ -572,7 +594,12 @@ impl Call {
             let legs: Vec<&str> = self.legs.iter().map(|l| l.name.as_str()).collect();
             return Err(ControlError::new(ErrorCode::NotFound, format!("call {} has no leg {leg:?} (legs: {legs:?})", self.id)));
         };
-        self.legs[index].language = LegLanguage { language: Some(language.clone()), targets: targets.clone() };
+        // No targets, or only the new language itself: translate into the other party's.
+        let targets: Vec<String> = targets.into_iter().filter(|target| *target != language).collect();
+        let chosen = LegLanguage { language: Some(language.clone()), targets };
+        let chosen = language::complete(chosen, self.other_language(index).as_deref(), &self.shared.config);
+        let targets = chosen.targets.clone();
+        self.legs[index].language = chosen;
         let meta = self.meta();
         self.publish(Event::LanguageChanged(LanguageChanged { meta, leg: leg.to_owned(), language, targets, source }))
             .await;
@@ -599,6 +626,7 @@ impl Call {
     /// Deletes every helper channel and bridge, hangs up what the gateway dialled, frees the
     /// endpoints and publishes CallEnded. Each delete is tried whatever the others answer.
     async fn teardown(&mut self) {
+        self.shared.registry.close_call(&self.id);
         let client = self.shared.client.clone();
         let ending = self.ending.clone().unwrap_or(Ending { reason: "hangup".into(), cause: None });
         // When the gateway stops, the parties keep talking: only what carries their voice to
@@ -613,6 +641,26 @@ impl Call {
             bridges.extend(self.talk_bridge.clone());
             channels.extend(self.legs.iter().map(|leg| leg.channel_id.clone()));
             channels.extend(self.created_channels.iter().cloned());
+        } else {
+            // A party still ringing would answer into an application nobody serves.
+            let ringing = self.legs.iter().filter(|leg| (leg.dialled && !leg.answered) || leg.confirmed.is_none());
+            channels.extend(ringing.map(|leg| leg.channel_id.clone()));
+        }
+        // Whatever reached the mailbox after the end: parties that joined now are hung up with
+        // the call (or left alone when the gateway stops); commands learn the call ended.
+        self.inbox.close();
+        let mut late: Vec<Input> = self.deferred.drain(..).collect();
+        while let Ok(input) = self.inbox.try_recv() {
+            late.push(input);
+        }
+        for input in late {
+            match input {
+                Input::Join(channel) if !stopping => channels.push(channel.id.clone()),
+                Input::Hangup { reply } | Input::SetLanguage { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::new(ErrorCode::Conflict, "the call ended")));
+                }
+                _ => {}
+            }
         }
         channels.sort();
         channels.dedup();
@@ -740,5 +788,26 @@ impl Leg {
             confirmed: None,
             pressed: String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_applications_audio_helpers_count_as_leftovers() {
+        for kind in AUDIO_HELPERS {
+            assert!(is_own_audio_helper("dragoman", &helper_id("dragoman", kind)), "{kind}");
+        }
+        // The parties and the bridge connecting them survive a gateway restart.
+        for kind in ["callee", "out", "talk"] {
+            assert!(!is_own_audio_helper("dragoman", &helper_id("dragoman", kind)), "{kind}");
+        }
+        // Another gateway's application, and look-alikes.
+        assert!(!is_own_audio_helper("dragoman", &helper_id("dragoman2", "snoop")));
+        assert!(!is_own_audio_helper("dragoman2", &helper_id("dragoman", "snoop")));
+        assert!(!is_own_audio_helper("dragoman", "dragoman-dragoman-snoopy-1"));
+        assert!(!is_own_audio_helper("dragoman", "1718000000.42"));
     }
 }

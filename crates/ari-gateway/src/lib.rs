@@ -7,8 +7,9 @@
 //! Layout: [`run`] builds an [`AriClient`] and a [`Gateway`], whose [`Gateway::serve`] reads
 //! the events connection (which reconnects by itself) and routes each event through the
 //! [`registry`] to its call's task ([`call`]). After a reconnect it resynchronises: calls
-//! whose parties are gone end, leftover helper channels and bridges (ids starting with
-//! [`call::ID_PREFIX`]) that no call owns are removed. [`language`] reads the dialplan's
+//! whose parties are gone end, and this application's leftover audio helpers (snoops,
+//! externalMedia channels and their bridges, see [`call::is_own_audio_helper`]) that no call
+//! owns are removed. [`language`] reads the dialplan's
 //! variables and the DTMF menu.
 
 pub mod call;
@@ -180,7 +181,8 @@ impl Gateway {
     fn stasis_start(&self, start: &StasisStart) {
         let channel = &start.channel;
         if channel.id.starts_with(call::ID_PREFIX) || start.args.iter().any(|arg| arg.starts_with("dragoman-")) {
-            // A helper whose call is gone (e.g. created just before the call ended): remove it.
+            // A channel this gateway made whose call is gone (a helper created just before its
+            // call ended, or an operator's call answered after a restart): remove it.
             metrics::counter!("dragoman_gateway_orphans_removed_total").increment(1);
             let (client, id) = (self.shared.client.clone(), channel.id.clone());
             tokio::spawn(async move {
@@ -190,9 +192,8 @@ impl Gateway {
         }
         let linked = channel.channel_var(LINKEDID_VARIABLE).unwrap_or(&channel.id);
         let call_id = call_id_from_linkedid(linked);
-        if let Some(inbox) = self.shared.registry.by_call(&call_id) {
+        if let Some(inbox) = self.shared.registry.join(&call_id, &channel.id) {
             // The same conversation (a transfer, or the other half of a dialled call).
-            self.shared.registry.add_channel(&channel.id, &call_id);
             let _ = inbox.send(Input::Join(Box::new(channel.clone())));
             return;
         }
@@ -231,7 +232,8 @@ impl Gateway {
             let _ = inbox.send(Input::Resync { live: live.clone(), listed_at });
         }
         let registry = &self.shared.registry;
-        for channel in channels.iter().filter(|c| c.id.starts_with(call::ID_PREFIX) && !registry.knows_channel(&c.id)) {
+        let app = &self.shared.config.app;
+        for channel in channels.iter().filter(|c| call::is_own_audio_helper(app, &c.id) && !registry.knows_channel(&c.id)) {
             metrics::counter!("dragoman_gateway_orphans_removed_total").increment(1);
             if let Err(err) = client.hangup(&channel.id, None).await
                 && !err.is_not_found()
@@ -241,7 +243,7 @@ impl Gateway {
         }
         match client.list_bridges().await {
             Ok(bridges) => {
-                for bridge in bridges.iter().filter(|b| b.id.starts_with(call::ID_PREFIX) && !registry.knows_bridge(&b.id)) {
+                for bridge in bridges.iter().filter(|b| call::is_own_audio_helper(app, &b.id) && !registry.knows_bridge(&b.id)) {
                     metrics::counter!("dragoman_gateway_orphans_removed_total").increment(1);
                     if let Err(err) = client.destroy_bridge(&bridge.id).await
                         && !err.is_not_found()
@@ -299,7 +301,7 @@ impl Gateway {
 
     async fn place(&self, request: Originate) -> Result<Originated, ControlError> {
         let call_id = call_id_from_linkedid(&uuid::Uuid::now_v7().to_string());
-        let channel_id = call::helper_id("out");
+        let channel_id = call::helper_id(&self.shared.config.app, "out");
         let ring = request.timeout_s.map_or(DEFAULT_RING_TIMEOUT, |s| Duration::from_secs(u64::from(s)));
         let start = Start::Outbound {
             channel_id: channel_id.clone(),
@@ -322,8 +324,7 @@ impl Gateway {
             Ok(channel) => Ok(Originated { call_id, channel_id: channel.id }),
             Err(err) => {
                 if let Some(inbox) = self.shared.registry.by_call(&call_id) {
-                    let (reply, _) = oneshot::channel();
-                    let _ = inbox.send(Input::Hangup { reply });
+                    let _ = inbox.send(Input::End("originate_failed".into()));
                 }
                 let code = match err.status() {
                     Some(400) => ErrorCode::BadRequest,
@@ -335,7 +336,10 @@ impl Gateway {
     }
 
     async fn hangup(&self, message: Message) {
-        let Ok(request) = wire::decode::<Hangup>(&message.payload) else { return };
+        let request = match wire::decode::<Hangup>(&message.payload) {
+            Ok(request) => request,
+            Err(err) => return self.respond(&message, Reply::<Done>::Error(unreadable("hang-up", &err))).await,
+        };
         let Some(inbox) = self.shared.registry.by_call(&request.call_id) else { return };
         let (reply, answer) = oneshot::channel();
         if inbox.send(Input::Hangup { reply }).is_err() {
@@ -349,7 +353,10 @@ impl Gateway {
     }
 
     async fn set_language(&self, message: Message) {
-        let Ok(request) = wire::decode::<SetLanguage>(&message.payload) else { return };
+        let request = match wire::decode::<SetLanguage>(&message.payload) {
+            Ok(request) => request,
+            Err(err) => return self.respond(&message, Reply::<Done>::Error(unreadable("set-language", &err))).await,
+        };
         let Some(inbox) = self.shared.registry.by_call(&request.call_id) else { return };
         let (reply, answer) = oneshot::channel();
         let input = Input::SetLanguage { leg: request.leg, language: request.language, targets: request.targets, reply };
@@ -368,6 +375,10 @@ impl Gateway {
             tracing::warn!(error = %err, "could not answer a command");
         }
     }
+}
+
+fn unreadable(what: &str, err: &impl std::fmt::Display) -> ControlError {
+    ControlError::new(ErrorCode::BadRequest, format!("unreadable {what} request: {err}"))
 }
 
 fn ended() -> ControlError {

@@ -49,6 +49,21 @@ impl Registry {
         self.maps().bridges.insert(bridge_id.to_owned(), call_id.to_owned());
     }
 
+    /// Adds `channel_id` to a running call and returns its mailbox, in one step, so a call that
+    /// is closing never gains a channel.
+    pub fn join(&self, call_id: &str, channel_id: &str) -> Option<mpsc::UnboundedSender<Input>> {
+        let mut maps = self.maps();
+        let inbox = maps.calls.get(call_id)?.clone();
+        maps.channels.insert(channel_id.to_owned(), call_id.to_owned());
+        Some(inbox)
+    }
+
+    /// Stops routing commands and new parties to a call that is ending; its channels and
+    /// bridges stay known until [`Registry::remove_call`], so they are not taken for leftovers.
+    pub fn close_call(&self, call_id: &str) {
+        self.maps().calls.remove(call_id);
+    }
+
     /// Forgets a call with every channel and bridge it owned.
     pub fn remove_call(&self, call_id: &str) {
         let mut maps = self.maps();
