@@ -17,7 +17,10 @@
 //!
 //! The server learns that an event was stored from [`NotifyingStore`], which wraps the store the
 //! recorder writes to (the recorder runs in this process), and also reads the store every
-//! [`POLL`] in case it missed a notice.
+//! [`POLL`] in case it missed a notice. The notice carries the event's frame, serialised once:
+//! a session on a call's route that has sent everything before it sends that frame without
+//! reading the store; any gap (a notice out of order, a lagging receiver) is filled from the
+//! store, so order and completeness never depend on the notices.
 //!
 //! Each client has its own bounded queue of [`QUEUE_MESSAGES`]. History asked for with `after`
 //! is sent at the client's pace (but a client that makes no room for [`HISTORY_WAIT`] is
@@ -61,6 +64,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 pub struct StoredNotice {
     pub call_id: String,
     pub seq: u64,
+    /// The event's frame on a call's live route, serialised once for every session: a session
+    /// that has sent everything up to `seq - 1` sends it as it is, without reading the store.
+    pub frame: Utf8Bytes,
 }
 
 /// The store, announcing each newly stored event on a broadcast channel. The recorder writes
@@ -90,7 +96,12 @@ impl CallStore for NotifyingStore {
         let applied = self.inner.apply(event).await?;
         if let (Applied::Stored { seq }, Some(meta)) = (applied, event.meta()) {
             // No receiver is fine: nobody is watching.
-            let _ = self.stored.send(StoredNotice { call_id: meta.call_id.clone(), seq });
+            if self.stored.receiver_count() > 0 {
+                let Message::Text(frame) = frame("event", &meta.call_id, Some(seq), None, event) else {
+                    return Ok(applied);
+                };
+                let _ = self.stored.send(StoredNotice { call_id: meta.call_id.clone(), seq, frame });
+            }
         }
         Ok(applied)
     }
@@ -315,6 +326,13 @@ async fn produce(
             };
             tokio::select! {
                 notice = notices.recv() => match notice {
+                    // The next event of this call: send the frame the notice carries.
+                    Ok(notice) if call.as_ref().is_some_and(|c| *c == notice.call_id && notice.seq == seq + 1) => {
+                        if let Err(stop) = outbox.now(Message::Text(notice.frame)) {
+                            return stop;
+                        }
+                        seq = notice.seq;
+                    }
                     Ok(notice) if call.as_ref().is_some_and(|c| *c != notice.call_id || notice.seq <= seq) => {}
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return Stop::Gone,

@@ -12,6 +12,10 @@ use dragoman_runtime::service::{connect_nats, in_process_bus};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+#[path = "bench_api.rs"]
+pub mod api;
+#[path = "bench_gateway.rs"]
+pub mod gateway;
 #[path = "bench_ingest.rs"]
 mod ingest;
 #[path = "bench_mt.rs"]
@@ -35,6 +39,13 @@ pub enum Stage {
     /// (Apertium, CTranslate2 models), the gain of batching and of batching across calls, chrF
     /// against the Spanish prompts, and the cache hit rate of a simulated IVR call.
     Mt,
+    /// The operator API as its own process on loopback, fed over NATS: transcript reads per
+    /// second with p50/p99, and live WebSocket subscribers' delivery delay (p50/p99) for a
+    /// 50 events/s stream, with memory per subscriber.
+    Api,
+    /// The ARI gateway against the fake Asterisk: two-party call setups per second and setup
+    /// time (StasisStart → both legs' RTP flowing), on one core, and what is left behind.
+    Gateway,
 }
 
 pub async fn run(
@@ -44,6 +55,8 @@ pub async fn run(
     seconds: u64,
     stt_options: stt::Options,
     mt_options: mt::Options,
+    api_options: api::Options,
+    gateway_options: gateway::Options,
 ) -> ExitCode {
     let result = match stage {
         Stage::Stt => {
@@ -55,6 +68,8 @@ pub async fn run(
         }
         // The engines run on blocking threads inside; the batcher needs the runtime.
         Stage::Mt => mt::run(config, &mt_options).await,
+        Stage::Api => api::run(config, seconds, &api_options).await,
+        Stage::Gateway => gateway::run(&gateway_options).await,
         Stage::Bus => bench_bus(config, Duration::from_secs(seconds.max(1))).await,
         Stage::Ingest => {
             // CPU-bound and single-threaded by design: one blocking thread, measured alone.

@@ -874,14 +874,19 @@ pub(super) struct Memory {
     pub(super) peak_rss_bytes: u64,
 }
 
-/// Resident and peak resident memory of the process, from `/proc/self/status`.
+/// Resident and peak resident memory of this process, from `/proc/self/status`.
 pub(super) fn memory() -> anyhow::Result<Memory> {
-    let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
+    memory_of("/proc/self/status")
+}
+
+/// Resident and peak resident memory from a `/proc/<pid>/status` file.
+pub(super) fn memory_of(path: &str) -> anyhow::Result<Memory> {
+    let status = std::fs::read_to_string(path).with_context(|| format!("read {path}"))?;
     let field = |name: &str| -> anyhow::Result<u64> {
         let line = status
             .lines()
             .find_map(|line| line.strip_prefix(name))
-            .with_context(|| format!("no {name} in /proc/self/status"))?;
+            .with_context(|| format!("no {name} in {path}"))?;
         let kib: u64 =
             line.trim().trim_end_matches("kB").trim().parse().with_context(|| format!("parse {name}{line}"))?;
         Ok(kib * 1024)

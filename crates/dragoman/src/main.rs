@@ -42,7 +42,7 @@ enum Command {
         /// Print the results as one JSON object on the last line.
         #[arg(long)]
         json: bool,
-        /// How long to measure each case, in seconds (bus, ingest).
+        /// How long to measure each case, in seconds (bus, ingest, api).
         #[arg(long, default_value_t = 3)]
         seconds: u64,
         /// stt: the engines to compare.
@@ -55,6 +55,15 @@ enum Command {
         /// stt: times each latency prompt is transcribed.
         #[arg(long, default_value_t = 4)]
         repeats: usize,
+        /// gateway: two-party calls set up in all.
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+        /// gateway: calls being set up at once.
+        #[arg(long, default_value_t = 50)]
+        concurrency: usize,
+        /// api: live WebSocket clients.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
         /// stt: the Python with faster-whisper (default: the venv scripts/setup-bench-peer.sh makes).
         #[arg(long)]
         peer_python: Option<PathBuf>,
@@ -99,6 +108,10 @@ fn main() -> ExitCode {
             runtime.block_on(service::run_process(config, "api", BusKind::Nats, dragoman_api::run))
         }
         Command::AriGateway => {
+            if let Err(err) = dragoman_ari_gateway::check_config(&config) {
+                eprintln!("dragoman: bad configuration: {err}");
+                return ExitCode::from(service::EXIT_BAD_CONFIG);
+            }
             runtime.block_on(service::run_process(config, "ari-gateway", BusKind::Nats, dragoman_ari_gateway::run))
         }
         Command::MediaIngest => {
@@ -110,10 +123,12 @@ fn main() -> ExitCode {
         Command::MtWorker => {
             runtime.block_on(service::run_process(config, "mt-worker", BusKind::Nats, dragoman_mt_worker::run))
         }
-        Command::Bench { stage, json, seconds, engines, limit, repeats, peer_python } => {
+        Command::Bench { stage, json, seconds, engines, limit, repeats, peer_python, subscribers, calls, concurrency } => {
             let stt = bench::stt::Options { engines, limit, repeats, peer_python };
             let mt = bench::mt::Options { limit };
-            runtime.block_on(bench::run(stage, &config, json, seconds, stt, mt))
+            let api = bench::api::Options { subscribers };
+            let gateway = bench::gateway::Options { calls, concurrency };
+            runtime.block_on(bench::run(stage, &config, json, seconds, stt, mt, api, gateway))
         }
         Command::Models { command } => models::run(command, &config, &runtime),
         Command::Config { command: ConfigCommand::Show } => {

@@ -38,7 +38,15 @@ pub async fn run(mut config: Config) -> ExitCode {
 }
 
 async fn run_all(config: Arc<Config>, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
-    let tasks = SERVICES.map(|(name, run)| {
+    let with_gateway = dragoman_ari_gateway::check_config(&config).is_ok();
+    if !with_gateway {
+        tracing::warn!(
+            "no ari.password set: running without the ARI gateway (no Asterisk); set ari.url, ari.username and \
+             ari.password (DRAGOMAN_ARI__PASSWORD) to take calls"
+        );
+    }
+    let services = SERVICES.into_iter().filter(|(name, _)| with_gateway || *name != dragoman_ari_gateway::SERVICE);
+    let tasks = services.map(|(name, run)| {
         let (config, bus, shutdown) = (config.clone(), bus.clone(), shutdown.clone());
         async move {
             let result = run(config, bus, shutdown.clone()).await;
