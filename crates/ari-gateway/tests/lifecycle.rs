@@ -416,3 +416,29 @@ async fn hundreds_of_calls_hung_up_at_random_points_leak_nothing_even_with_fault
     let counters = h.all_clean().await;
     assert!(counters.channels_created as usize > CALLS, "setups ran: {counters:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_asterisk_fails_setups_by_timeout_and_once_it_answers_nothing_is_left() {
+    let mut h = start(|config| config.ari.request_timeout_ms = 300).await;
+    // Asterisk stops answering while calls arrive; their setups time out.
+    let placed: Vec<_> = (0..5)
+        .map(|n| h.fake.place_inbound_call(InboundCall::new(APP, &format!("70{n}")).answered()).unwrap())
+        .collect();
+    h.fake.set_hung(true);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    h.fake.set_hung(false);
+    for call in &placed {
+        let _ = h.fake.hangup(&call.channel_id);
+    }
+    let expected: std::collections::HashSet<String> = placed.iter().map(|c| call_id(&c.channel_id)).collect();
+    let mut ended = std::collections::HashSet::new();
+    within(30, async {
+        while !expected.is_subset(&ended) {
+            if let Event::CallEnded(e) = h.next_event().await {
+                ended.insert(e.meta.call_id);
+            }
+        }
+    })
+    .await;
+    h.all_clean().await;
+}
