@@ -16,14 +16,14 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use dragoman_bus::control::{Done, Hangup, LegLanguage, Originate, Originated, SetLanguage};
-use dragoman_bus::{Bus, CallSubjectKind, Language};
+use dragoman_bus::{Bus, CallSubjectKind, Language, Subscription};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AppError;
 use crate::export;
-use crate::live::{self, FeedFilter, NotifyingStore, Source};
+use crate::live::{self, FeedFilter, NotifyingStore, Source, StoredNotice};
 use crate::store::{CallFilter, CallRecord, CallState, CallStore as _, MAX_PAGE, Page};
 
 /// What every handler shares.
@@ -320,21 +320,13 @@ pub async fn call_live(
     call(&state, &call_id).await?;
     // Listen before the first read, so nothing stored in between is missed.
     let notices = state.store.subscribe();
-    let partials = if params.partials.unwrap_or(true) {
-        let subject = state
-            .bus
-            .subjects()
-            .call(&call_id, CallSubjectKind::Partials)
-            .map_err(|err| AppError::bad_request(err.to_string()))?;
-        Some(state.bus.subscribe(&subject).await.map_err(|err| AppError::unavailable(err.to_string()))?)
-    } else {
-        None
-    };
-    let source = Source::Call { call_id, after };
-    Ok(upgrade.protocols([LIVE_SUBPROTOCOL]).on_upgrade(move |socket| async move {
-        live::session(socket, state.store, notices, partials, source, state.stop).await;
-        drop(slot);
-    }))
+    let subject = state
+        .bus
+        .subjects()
+        .call(&call_id, CallSubjectKind::Partials)
+        .map_err(|err| AppError::bad_request(err.to_string()))?;
+    let partials = subscribe_partials(&state, params.partials.unwrap_or(true), &subject).await?;
+    Ok(open_session(state, upgrade, slot, notices, partials, Source::Call { call_id, after }))
 }
 
 pub async fn feed_live(
@@ -359,15 +351,30 @@ pub async fn feed_live(
         }
         _ => live::feed_end(&state.store).await?,
     };
-    let partials = if params.partials.unwrap_or(true) {
-        let subject = state.bus.subjects().all_calls(CallSubjectKind::Partials);
-        Some(state.bus.subscribe(&subject).await.map_err(|err| AppError::unavailable(err.to_string()))?)
-    } else {
-        None
-    };
-    let source = Source::Feed { after, filter };
-    Ok(upgrade.protocols([LIVE_SUBPROTOCOL]).on_upgrade(move |socket| async move {
+    let subject = state.bus.subjects().all_calls(CallSubjectKind::Partials);
+    let partials = subscribe_partials(&state, params.partials.unwrap_or(true), &subject).await?;
+    Ok(open_session(state, upgrade, slot, notices, partials, Source::Feed { after, filter }))
+}
+
+/// The partials subscription of a live session, unless the client turned partials off.
+async fn subscribe_partials(state: &AppState, wanted: bool, subject: &str) -> Result<Option<Subscription>, AppError> {
+    if !wanted {
+        return Ok(None);
+    }
+    state.bus.subscribe(subject).await.map(Some).map_err(|err| AppError::unavailable(err.to_string()))
+}
+
+/// Upgrades to the live session, which holds its slot until it ends.
+fn open_session(
+    state: AppState,
+    upgrade: WebSocketUpgrade,
+    slot: OwnedSemaphorePermit,
+    notices: broadcast::Receiver<StoredNotice>,
+    partials: Option<Subscription>,
+    source: Source,
+) -> Response {
+    upgrade.protocols([LIVE_SUBPROTOCOL]).on_upgrade(move |socket| async move {
         live::session(socket, state.store, notices, partials, source, state.stop).await;
         drop(slot);
-    }))
+    })
 }

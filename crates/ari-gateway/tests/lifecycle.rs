@@ -6,34 +6,27 @@
 
 #![allow(clippy::unwrap_used)] // A panic is a test failure.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dragoman_ari_gateway::Gateway;
-use dragoman_bus::control::{
-    AllocateEndpoint, Done, EndpointAllocated, ErrorCode, Hangup, LegLanguage, MediaTransport, Originate, Originated,
-    Reply, SetLanguage,
-};
+use dragoman_bus::control::{Done, ErrorCode, Hangup, LegLanguage, Originate, Originated, Reply, SetLanguage};
 use dragoman_bus::events::{CallDirection, LanguageSource};
 use dragoman_bus::{Bus, CallSubjectKind, Event, StreamLimits, Subscription, wire};
 use dragoman_runtime::{Config, Secret, Shutdown};
 use dragoman_test_support::fake_ari::{Counters, FakeAri, Faults, InboundCall};
+use dragoman_test_support::rtp_endpoints::RtpEndpoints;
 use dragoman_test_support::within;
 use futures::StreamExt as _;
 use rand::Rng as _;
 
 const APP: &str = "dragoman";
 
-/// RTP packets each (call, leg) endpoint received.
-type Packets = Arc<Mutex<HashMap<(String, String), u64>>>;
-
 struct Harness {
     fake: FakeAri,
     bus: Bus,
     gateway: Gateway,
     events: Subscription,
-    packets: Packets,
+    endpoints: RtpEndpoints,
     shutdown: Shutdown,
 }
 
@@ -54,7 +47,7 @@ async fn start(configure: impl FnOnce(&mut Config)) -> Harness {
     config.ari.reconnect_initial_ms = 20;
     config.ari.reconnect_max_ms = 200;
     configure(&mut config);
-    let packets = media_ingest(&bus).await;
+    let endpoints = RtpEndpoints::serve(&bus).await.unwrap();
     let events = bus.subscribe(&bus.subjects().all_calls(CallSubjectKind::Events)).await.unwrap();
     let gateway = Gateway::new(&config, dragoman_ari_gateway::client(&config).unwrap(), bus.clone()).unwrap();
     let shutdown = Shutdown::new(Duration::from_secs(5));
@@ -62,41 +55,7 @@ async fn start(configure: impl FnOnce(&mut Config)) -> Harness {
     tokio::spawn(gateway.clone().serve(shutdown.clone()));
     within(10, connected.wait_for(|up| *up)).await.unwrap();
     within(10, fake.wait_for_app(APP)).await;
-    Harness { fake, bus, gateway, events, packets, shutdown }
-}
-
-/// A stand-in for media ingest's allocator: a real UDP socket per leg that counts the RTP
-/// packets Asterisk (the fake) sends it.
-async fn media_ingest(bus: &Bus) -> Packets {
-    let packets: Packets = Arc::default();
-    let mut requests = bus.subscribe(&bus.subjects().media_allocate()).await.unwrap();
-    let (bus, counts) = (bus.clone(), packets.clone());
-    tokio::spawn(async move {
-        while let Some(message) = requests.next().await {
-            let request: AllocateEndpoint = wire::decode(&message.payload).unwrap();
-            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let port = socket.local_addr().unwrap().port();
-            let key = (request.call_id.clone(), request.leg.clone());
-            let counts = counts.clone();
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 2048];
-                while let Ok(size) = socket.recv(&mut buffer).await {
-                    // RTP version 2, payload type 118 (slin16).
-                    if size > 12 && buffer[0] >> 6 == 2 && buffer[1] & 0x7f == 118 {
-                        *counts.lock().unwrap().entry(key.clone()).or_default() += 1;
-                    }
-                }
-            });
-            let reply = Reply::Ok(EndpointAllocated {
-                host: "127.0.0.1".into(),
-                port,
-                transport: MediaTransport::Rtp,
-                connection_id: None,
-            });
-            bus.respond_json(&message, &reply).await.unwrap();
-        }
-    });
-    packets
+    Harness { fake, bus, gateway, events, endpoints, shutdown }
 }
 
 impl Harness {
@@ -121,14 +80,15 @@ impl Harness {
         }
     }
 
+    /// Waits for RTP (slin16, payload type 118) on the leg's endpoint.
     async fn rtp_flowing(&self, call: &str, leg: &str) {
-        let key = (call.to_owned(), leg.to_owned());
         within(10, async {
-            while self.packets.lock().unwrap().get(&key).copied().unwrap_or(0) < 5 {
+            while self.endpoints.received(call, leg).is_none_or(|received| received.packets < 5) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
         .await;
+        assert_eq!(self.endpoints.received(call, leg).map(|received| received.payload_type), Some(118));
     }
 
     /// Waits until the fake holds no channel and no bridge, and the gateway no call.

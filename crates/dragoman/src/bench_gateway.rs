@@ -14,16 +14,15 @@
 //! At the end every call must have ended and the fake must hold no channel and no bridge:
 //! `leaked_channels` and `leaked_bridges` count what it still holds.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use dragoman_ari_gateway::Gateway;
-use dragoman_bus::control::{AllocateEndpoint, EndpointAllocated, MediaTransport, Reply};
-use dragoman_bus::{Bus, StreamLimits, wire};
+use dragoman_bus::{Bus, StreamLimits};
 use dragoman_runtime::{Config, Secret, Shutdown};
 use dragoman_test_support::fake_ari::{FakeAri, InboundCall};
+use dragoman_test_support::rtp_endpoints::RtpEndpoints;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 
@@ -39,14 +38,11 @@ pub struct Options {
     pub concurrency: usize,
 }
 
-/// When each (call, leg) endpoint received its first RTP packet.
-type FirstPackets = Arc<Mutex<HashMap<(String, String), Instant>>>;
-
 pub async fn run(options: &Options) -> anyhow::Result<Value> {
     let fake = FakeAri::start().await.context("start the fake Asterisk")?;
     let bus = Bus::in_process(dragoman_bus::Subjects::new("bench-gateway")?, 65_536);
     bus.ensure_standard_streams(StreamLimits::default()).await?;
-    let first_packets = media_endpoints(&bus).await?;
+    let endpoints = RtpEndpoints::serve(&bus).await?;
 
     let mut config = Config::default();
     config.ari.url = format!("http://{}", fake.addr());
@@ -72,8 +68,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Value> {
     let started = Instant::now();
     let setups: Vec<anyhow::Result<Duration>> = futures::stream::iter(0..options.calls)
         .map(|n| {
-            let (fake, first_packets) = (fake.clone(), first_packets.clone());
-            async move { one_call(&fake, &first_packets, n).await }
+            let (fake, endpoints) = (fake.clone(), endpoints.clone());
+            async move { one_call(&fake, &endpoints, n).await }
         })
         .buffer_unordered(options.concurrency.max(1))
         .collect()
@@ -132,7 +128,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Value> {
 }
 
 /// Places one two-party call, waits for both legs' media, hangs up; returns the setup time.
-async fn one_call(fake: &FakeAri, first_packets: &FirstPackets, n: usize) -> anyhow::Result<Duration> {
+async fn one_call(fake: &FakeAri, endpoints: &RtpEndpoints, n: usize) -> anyhow::Result<Duration> {
     let call = InboundCall::new(APP, &format!("+3460{n:07}"))
         .answered()
         .variable("DRAGOMAN_LANGUAGE", "es")
@@ -140,15 +136,12 @@ async fn one_call(fake: &FakeAri, first_packets: &FirstPackets, n: usize) -> any
     let placed = fake.place_inbound_call(call).map_err(|err| anyhow::anyhow!("place a call: {err}"))?;
     let sent = Instant::now();
     let call_id = dragoman_bus::subjects::call_id_from_linkedid(&placed.channel_id);
-    let legs = [(call_id.clone(), "caller".to_owned()), (call_id.clone(), "callee".to_owned())];
     let deadline = sent + Duration::from_secs(30);
     let flowing = loop {
-        let seen: Option<Vec<Instant>> = {
-            let packets = first_packets.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-            legs.iter().map(|leg| packets.get(leg).copied()).collect()
-        };
-        if let Some(seen) = seen {
-            break seen.into_iter().max().unwrap_or(sent);
+        if let (Some(caller), Some(callee)) =
+            (endpoints.received(&call_id, "caller"), endpoints.received(&call_id, "callee"))
+        {
+            break caller.first.max(callee.first);
         }
         if Instant::now() > deadline {
             let _ = fake.hangup(&placed.channel_id);
@@ -158,36 +151,4 @@ async fn one_call(fake: &FakeAri, first_packets: &FirstPackets, n: usize) -> any
     };
     fake.hangup(&placed.channel_id).map_err(|err| anyhow::anyhow!("hang up: {err}"))?;
     Ok(flowing.saturating_duration_since(sent))
-}
-
-/// Media ingest's allocator, reduced to what the bench measures: a UDP socket per leg that
-/// notes when the first RTP packet arrives.
-async fn media_endpoints(bus: &Bus) -> anyhow::Result<FirstPackets> {
-    let first_packets: FirstPackets = Arc::default();
-    let mut requests = bus.subscribe(&bus.subjects().media_allocate()).await?;
-    let (bus, seen) = (bus.clone(), first_packets.clone());
-    tokio::spawn(async move {
-        while let Some(message) = requests.next().await {
-            let Ok(request) = wire::decode::<AllocateEndpoint>(&message.payload) else { continue };
-            let Ok(socket) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else { continue };
-            let Ok(address) = socket.local_addr() else { continue };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 2048];
-                if tokio::time::timeout(Duration::from_secs(60), socket.recv(&mut buffer)).await.is_ok()
-                    && let Ok(mut seen) = seen.lock()
-                {
-                    seen.insert((request.call_id, request.leg), Instant::now());
-                }
-            });
-            let reply = Reply::Ok(EndpointAllocated {
-                host: "127.0.0.1".into(),
-                port: address.port(),
-                transport: MediaTransport::Rtp,
-                connection_id: None,
-            });
-            let _ = bus.respond_json(&message, &reply).await;
-        }
-    });
-    Ok(first_packets)
 }

@@ -12,6 +12,7 @@
 
 pub mod ari_spec;
 pub mod fake_ari;
+pub mod rtp_endpoints;
 
 use std::time::Duration;
 
